@@ -1,0 +1,54 @@
+"""compressai-rdc: rate-, distortion- and cognition-controllable image codecs for CompressAI.
+
+Public API::
+
+    import compressai_rdc
+    compressai_rdc.list_models()                  # every registered codec
+    net = compressai_rdc.create_model("rdc-versatile", quality=3)
+    compressai_rdc.plugin_info()                  # who registered what
+
+Plugins implement the hooks in :mod:`compressai_rdc.hookspecs` using
+:data:`hookimpl`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+__version__ = "0.1.0"
+
+# CompressAI 1.2.8 calls torch.jit.script at import time, which torch >= 2.10 warns about.
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+
+from compressai_rdc.hookspecs import hookimpl
+from compressai_rdc.registry import (
+    COMMANDS,
+    COMPONENTS,
+    LOSSES,
+    MODELS,
+    QMAP_STRATEGIES,
+    TASKS,
+    ModelSpec,
+    WeightSpec,
+    list_models,
+)
+from compressai_rdc._plugins import load_plugins, plugin_info, reset_plugins
+from compressai_rdc.zoo import create_model
+
+__all__ = [
+    "COMMANDS",
+    "COMPONENTS",
+    "LOSSES",
+    "MODELS",
+    "ModelSpec",
+    "QMAP_STRATEGIES",
+    "TASKS",
+    "WeightSpec",
+    "__version__",
+    "create_model",
+    "hookimpl",
+    "list_models",
+    "load_plugins",
+    "plugin_info",
+    "reset_plugins",
+]

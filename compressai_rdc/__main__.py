@@ -1,0 +1,5 @@
+import sys
+
+from compressai_rdc.cli import main
+
+sys.exit(main())

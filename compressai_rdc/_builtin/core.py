@@ -1,0 +1,32 @@
+"""Built-in plugin: the core CLI commands (``plugins``, ``models``, ``eval-model``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from compressai_rdc.hookspecs import hookimpl
+
+
+def _configure_eval_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of CompressAI's eval_model (see --help there)")
+
+
+def _run_eval_model(args: argparse.Namespace) -> int:
+    from compressai_rdc.eval_model import main
+
+    main(args.args)
+    return 0
+
+
+@hookimpl
+def register_commands(register):
+    from compressai_rdc.cli import models, plugins
+
+    register("plugins", plugins.configure, run=plugins.run, help="list plugins, their versions and what they registered")
+    register("models", models.configure, run=models.run, help="list registered codecs")
+    register(
+        "eval-model",
+        _configure_eval_model,
+        run=_run_eval_model,
+        help="run CompressAI's eval_model with plugin models available",
+    )

@@ -1,0 +1,67 @@
+"""The one place that writes compressai-rdc models into CompressAI's name tables.
+
+CompressAI keeps four unconnected tables; a model missing from one is invisible
+to some of its tools (``eval_model`` reads two of them at import time). This
+module writes every registered :class:`~compressai_rdc.registry.ModelSpec` into
+all four and nowhere else does:
+
+=====================================================  =====================
+table                                                  value
+=====================================================  =====================
+``compressai.registry.MODELS``                         model class
+``compressai.zoo.image_models``                        zoo factory
+``compressai.zoo.models``                              zoo factory
+``compressai.zoo.image.model_architectures``           model class
+=====================================================  =====================
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import compressai.registry
+import compressai.zoo
+import compressai.zoo.image
+
+from compressai_rdc.errors import RegistrationError
+from compressai_rdc.registry import MODELS
+
+#: names we wrote, with what the tables held before (None = absent)
+_written: Dict[str, Tuple] = {}
+
+
+def _tables():
+    return (
+        (compressai.registry.MODELS, "class"),
+        (compressai.zoo.image_models, "factory"),
+        (compressai.zoo.models, "factory"),
+        (compressai.zoo.image.model_architectures, "class"),
+    )
+
+
+def bridge_models_to_compressai() -> None:
+    """Write every registered model into CompressAI's four name tables."""
+    from compressai_rdc.zoo import get_factory
+
+    for entry in MODELS._entries.values():  # registries are loaded by our caller
+        spec = entry.obj
+        if spec.name in _written:
+            continue
+        for table, _ in _tables():
+            if spec.name in table:
+                raise RegistrationError(
+                    f"model {spec.name!r} from plugin {entry.plugin!r} clashes with CompressAI's own "
+                    f"{spec.name!r}; choose another name"
+                )
+        factory = get_factory(spec.name)
+        for table, kind in _tables():
+            table[spec.name] = spec.cls if kind == "class" else factory
+        _written[spec.name] = ()
+
+
+def unbridge_models() -> None:
+    """Remove what :func:`bridge_models_to_compressai` wrote (plugin reset)."""
+    for name in list(_written):
+        for table, _ in _tables():
+            table.pop(name, None)
+        del _written[name]

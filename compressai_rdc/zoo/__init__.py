@@ -1,0 +1,136 @@
+"""Quality-indexed factories for every registered codec, CompressAI style.
+
+>>> from compressai_rdc.zoo import rdc_versatile
+>>> net = rdc_versatile(quality=3, pretrained=True)   # offline, verified weights
+
+Every registered model gets a factory named after its key in snake case
+(``rdc-versatile`` → ``rdc_versatile``), plugin models included
+(``from compressai_rdc.zoo import my_plugin_model``). Quality, metric and
+weight handling are validated here, once, for all of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Dict, Optional
+
+from torch import nn
+
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.registry import MODELS, ModelSpec
+from compressai_rdc.zoo._pretrained import (
+    WEIGHTS_ENV,
+    PathLike,
+    load_into,
+    load_state_dict_file,
+    resolve_weights,
+    save_weights,
+    sha256_file,
+)
+
+
+def _validate(spec: ModelSpec, quality: Optional[int], metric: str) -> None:
+    if metric not in spec.metrics:
+        raise InvalidArgumentError(f"metric {metric!r} is invalid for {spec.name}; valid: {', '.join(spec.metrics)}")
+    if quality is not None:
+        if isinstance(quality, bool) or not isinstance(quality, int) or quality not in spec.qualities:
+            qs = spec.qualities
+            valid = f"{qs[0]}..{qs[-1]}" if qs == tuple(range(qs[0], qs[-1] + 1)) else ", ".join(map(str, qs))
+            raise InvalidArgumentError(f"quality {quality!r} is invalid for {spec.name}; valid: {valid}")
+
+
+def create_model(
+    name: str,
+    quality: Optional[int] = None,
+    metric: str = "mse",
+    pretrained: bool = False,
+    progress: bool = True,
+    *,
+    weights: Optional[PathLike] = None,
+    sha256: Optional[str] = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a registered codec, optionally with pretrained weights.
+
+    Args:
+        name: registry key (``compressai_rdc.list_models()``).
+        quality: CompressAI quality index; for variable-rate models it picks
+            the default operating point of one shared set of weights.
+        metric: distortion metric the weights were trained for.
+        pretrained: load the zoo's weights (shipped file, then
+            ``$COMPRESSAI_RDC_WEIGHTS``); never downloads.
+        progress: accepted for CompressAI compatibility; nothing is downloaded.
+        weights: explicit ``.safetensors`` file (or folder holding the zoo's
+            file name); implies loading weights.
+        sha256: expected digest of ``weights`` (the zoo's digest is always
+            checked for zoo files).
+        **kwargs: architecture overrides passed to the model class.
+    """
+    spec = MODELS.get(name)
+    _validate(spec, quality, metric)
+    ctor: Dict[str, Any] = dict(spec.kwargs)
+    if quality is not None and spec.quality_kwargs is not None:
+        ctor.update(spec.quality_kwargs(quality))
+    ctor.update(kwargs)
+    model = spec.cls(**ctor)
+    if pretrained or weights is not None:
+        wspec = spec.weight_spec(metric, quality if quality is not None else spec.qualities[-1])
+        path = resolve_weights(wspec.file if wspec else None, weights, what=f"{name} (metric={metric}, quality={quality})")
+        expected = sha256
+        if expected is None and wspec is not None and path.name == wspec.file:
+            expected = wspec.sha256
+        load_into(model, load_state_dict_file(path, expected), source=str(path))
+        model.eval()
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def get_factory(name: str) -> Callable[..., nn.Module]:
+    """A CompressAI-style factory ``f(quality, metric="mse", pretrained=False, progress=True, **kw)``."""
+
+    def factory(quality: Optional[int] = None, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs):
+        return create_model(name, quality, metric, pretrained, progress, **kwargs)
+
+    factory.__name__ = factory.__qualname__ = name.replace("-", "_").replace(".", "_")
+    factory.__doc__ = f"Build the registered codec {name!r}; see :func:`compressai_rdc.zoo.create_model`."
+    return factory
+
+
+def rdc_versatile(quality: Optional[int] = None, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs) -> nn.Module:
+    """RDC versatile codec (Liu et al., 2024): cognition-oriented primary branch with
+    channel gain units plus a scalable residual branch; ``quality`` selects the
+    default gain level of one shared model."""
+    return create_model("rdc-versatile", quality, metric, pretrained, progress, **kwargs)
+
+
+def hevrc(quality: Optional[int] = None, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs) -> nn.Module:
+    """Quality-map-conditioned codec of the HEVRC / QMAP2021 family (SFT-conditioned encoder)."""
+    return create_model("hevrc", quality, metric, pretrained, progress, **kwargs)
+
+
+def rdc_qmap(quality: Optional[int] = None, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs) -> nn.Module:
+    """RDC primary branch conditioned on a quality map through SFT, plus the residual branch."""
+    return create_model("rdc-qmap", quality, metric, pretrained, progress, **kwargs)
+
+
+def __getattr__(attr: str) -> Callable[..., nn.Module]:
+    # factories of plugin models: from compressai_rdc.zoo import my_model
+    for name in MODELS.names():
+        if name.replace("-", "_").replace(".", "_") == attr:
+            return get_factory(name)
+    raise AttributeError(f"module 'compressai_rdc.zoo' has no attribute {attr!r} (registered models: {', '.join(MODELS.names())})")
+
+
+__all__ = [
+    "WEIGHTS_ENV",
+    "create_model",
+    "get_factory",
+    "hevrc",
+    "load_into",
+    "load_state_dict_file",
+    "rdc_qmap",
+    "rdc_versatile",
+    "resolve_weights",
+    "save_weights",
+    "sha256_file",
+]

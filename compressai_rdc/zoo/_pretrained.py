@@ -1,0 +1,175 @@
+"""Offline weight resolution, verification and loading (safetensors only).
+
+Resolution order for ``pretrained=True``:
+
+1. an explicit ``weights=`` path (a file, or a folder holding the expected file);
+2. the file shipped inside the package (``compressai_rdc/zoo/weights/``);
+3. the folder named by ``$COMPRESSAI_RDC_WEIGHTS``.
+
+Nothing is ever downloaded. Files with a declared sha256 are verified before
+they are read; pickle formats are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from compressai_rdc.errors import ChecksumError, WeightsFormatError, WeightsNotFoundError
+
+WEIGHTS_ENV = "COMPRESSAI_RDC_WEIGHTS"
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "network", "model")
+_PREFIXES = ("module.", "_orig_mod.", "state_dict.", "model.")
+
+PathLike = Union[str, os.PathLike]
+
+
+def shipped_weights_dir() -> Path:
+    """Folder of the weights shipped inside the installed package."""
+    return Path(str(files("compressai_rdc.zoo") / "weights"))
+
+
+def sha256_file(path: PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_weights(
+    file_name: Optional[str], weights: Optional[PathLike] = None, *, what: str = "model"
+) -> Path:
+    """Find a weights file offline, in the documented order.
+
+    Args:
+        file_name: the expected file name (from the zoo table), or ``None``
+            when the zoo has no pretrained weights for this model.
+        weights: explicit file or folder given by the caller.
+        what: name used in error messages.
+
+    Raises:
+        WeightsNotFoundError: naming every place that was tried.
+    """
+    tried: List[str] = []
+    if weights is not None:
+        p = Path(weights).expanduser()
+        if p.is_dir():
+            if file_name is None:
+                raise WeightsNotFoundError(
+                    f"weights={str(p)!r} is a folder, but {what} has no registered weights file name; "
+                    "pass the path of a .safetensors file"
+                )
+            p = p / file_name
+        if p.is_file():
+            return p
+        raise WeightsNotFoundError(f"weights file for {what} not found: {str(p)!r}")
+    if file_name is not None:
+        shipped = shipped_weights_dir() / file_name
+        if shipped.is_file():
+            return shipped
+        tried.append(f"shipped file {str(shipped)!r}")
+        env_dir = os.environ.get(WEIGHTS_ENV)
+        if env_dir:
+            p = Path(env_dir).expanduser() / file_name
+            if p.is_file():
+                return p
+            tried.append(f"${WEIGHTS_ENV} file {str(p)!r}")
+        else:
+            tried.append(f"${WEIGHTS_ENV} (unset)")
+        raise WeightsNotFoundError(
+            f"no pretrained weights for {what}: tried {', '.join(tried)}. "
+            f"Pass weights=<path to {file_name}> or set {WEIGHTS_ENV} to its folder; nothing is downloaded."
+        )
+    raise WeightsNotFoundError(
+        f"{what} has no pretrained weights registered in the zoo; pass weights=<path to a .safetensors file> "
+        "(for example one written by `compressai-rdc train`)"
+    )
+
+
+def load_state_dict_file(path: PathLike, sha256: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` state dict, verifying ``sha256`` when given."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsFormatError(
+            f"{str(path)!r} is not a .safetensors file; compressai-rdc never unpickles weights. "
+            "Convert a trusted checkpoint with `safetensors.torch.save_file(state_dict, 'x.safetensors')`."
+        )
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise ChecksumError(f"sha256 of {str(path)!r} is {actual}, expected {sha256}: the file is corrupt or not the registered one")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise WeightsFormatError(f"{str(path)!r} is not a readable safetensors file: {exc}") from exc
+
+
+def clean_state_dict(state_dict: Mapping) -> Dict[str, torch.Tensor]:
+    """Unwrap ``{"state_dict": ...}``-style containers and strip DDP/compile prefixes;
+    floating tensors are cast to float32 (shipped weights are fp16)."""
+    sd = dict(state_dict)
+    for key in _WRAPPER_KEYS:
+        if key in sd and isinstance(sd[key], Mapping):
+            sd = dict(sd[key])
+            break
+    out: Dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        changed = True
+        while changed:
+            changed = False
+            for p in _PREFIXES:
+                if k.startswith(p):
+                    k, changed = k[len(p):], True
+        out[k] = v.float() if v.is_floating_point() else v
+    return out
+
+
+def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dict") -> nn.Module:
+    """Load ``state_dict`` into ``model``, resizing CompressAI's entropy-coder buffers.
+
+    Models whose saved entropy-coder tables are empty are updated afterwards so
+    that ``compress`` works immediately.
+    """
+    sd = clean_state_dict(state_dict)
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise WeightsFormatError(f"weights from {source} do not fit {type(model).__name__}: {exc}") from exc
+    if _needs_update(model):
+        model.update(force=True)
+    return model
+
+
+def _needs_update(model: nn.Module) -> bool:
+    from compressai.entropy_models import EntropyModel
+
+    return any(m._offset.numel() == 0 for m in model.modules() if isinstance(m, EntropyModel))
+
+
+def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadata: Optional[Dict[str, str]] = None) -> Tuple[Path, str]:
+    """Write ``model``'s state dict as safetensors (floating tensors in fp16 when
+    ``half``) and return ``(path, sha256)``. Refuses to overwrite a file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{str(path)!r} exists; remove it or choose another path")
+    sd = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        sd[k] = (v.half() if half and v.is_floating_point() else v).contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(path), metadata=metadata)
+    return path, sha256_file(path)
