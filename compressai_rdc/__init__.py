@@ -32,7 +32,7 @@ from compressai_rdc.registry import (
     WeightSpec,
     list_models,
 )
-from compressai_rdc._plugins import load_plugins, plugin_info, reset_plugins
+from compressai_rdc._plugins import load_plugins, plugin_info, register_plugin, reset_plugins, unregister_plugin
 from compressai_rdc.zoo import create_model
 
 __all__ = [
@@ -50,5 +50,7 @@ __all__ = [
     "list_models",
     "load_plugins",
     "plugin_info",
+    "register_plugin",
     "reset_plugins",
+    "unregister_plugin",
 ]

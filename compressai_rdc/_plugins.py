@@ -45,6 +45,7 @@ BUILTIN_PLUGINS = (
 
 _lock = threading.RLock()
 _pm: Optional[pluggy.PluginManager] = None
+_loading: Optional[pluggy.PluginManager] = None  # set while hooks run (re-entrant lookups see partial tables)
 _info: Dict[str, "PluginInfo"] = {}
 
 
@@ -76,12 +77,14 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def load_plugins() -> pluggy.PluginManager:
     """Load built-in and entry-point plugins and fill the registries, once."""
-    global _pm
+    global _pm, _loading
     if _pm is not None:
         return _pm
     with _lock:
         if _pm is not None:
             return _pm
+        if _loading is not None:  # a hook looked something up while plugins load
+            return _loading
         pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         pm.add_hookspecs(hookspecs)
         for modname in BUILTIN_PLUGINS:
@@ -113,15 +116,12 @@ def load_plugins() -> pluggy.PluginManager:
                 version=dist.version if dist else (_own_version() if name in BUILTIN_PLUGINS else None),
             )
 
-        # Call each hook implementation on its own, so every entry records its plugin.
-        for hook_name, registry in REGISTRIES.items():
-            for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                before = set(registry._entries)
-                impl.function(register=partial(registry.register, plugin=impl.plugin_name))
-                added = sorted(set(registry._entries) - before)
-                if added:
-                    info[impl.plugin_name].registered.setdefault(registry.kind, []).extend(added)
-
+        _loading = pm
+        try:
+            for name in info:
+                _run_hooks(pm, name, info[name])
+        finally:
+            _loading = None
         _info.clear()
         _info.update(info)
         _pm = pm
@@ -130,6 +130,71 @@ def load_plugins() -> pluggy.PluginManager:
 
         bridge_models_to_compressai()
         return pm
+
+
+def _run_hooks(pm: pluggy.PluginManager, plugin_name: str, info: "PluginInfo") -> None:
+    """Call one plugin's hook implementations, recording what each registered."""
+    plugin = pm.get_plugin(plugin_name)
+    for hook_name, registry in REGISTRIES.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            before = set(registry._entries)
+            impl.function(register=partial(registry.register, plugin=plugin_name))
+            added = sorted(set(registry._entries) - before)
+            if added:
+                info.registered.setdefault(registry.kind, []).extend(added)
+
+
+def register_plugin(plugin: object, name: Optional[str] = None) -> PluginInfo:
+    """Register a plugin object or module at run time (notebooks, tests).
+
+    Its hooks run immediately and its models are bridged into CompressAI.
+    Undo with :func:`unregister_plugin`.
+    """
+    pm = load_plugins()
+    with _lock:
+        name = pm.register(plugin, name=name)
+        if name is None:
+            raise PluginLoadError(f"plugin {plugin!r} is blocked or already registered")
+        info = PluginInfo(name=name, module=getattr(plugin, "__name__", type(plugin).__name__), builtin=False)
+        try:
+            _run_hooks(pm, name, info)
+        except Exception:
+            _forget(pm, name, info)
+            raise
+        _info[name] = info
+        from compressai_rdc.registry._bridge import bridge_models_to_compressai
+
+        try:
+            bridge_models_to_compressai()
+        except Exception:
+            _forget(pm, name, info)
+            raise
+        return info
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin registered with :func:`register_plugin` and everything it registered."""
+    pm = load_plugins()
+    with _lock:
+        info = _info.pop(name, None)
+        if info is None:
+            raise PluginLoadError(f"no plugin named {name!r} is registered; registered: {', '.join(sorted(_info))}")
+        _forget(pm, name, info)
+
+
+def _forget(pm: pluggy.PluginManager, name: str, info: "PluginInfo") -> None:
+    from compressai_rdc.registry._bridge import unbridge_models
+
+    for registry in REGISTRIES.values():
+        for entry_name in [n for n, e in registry._entries.items() if e.plugin == name]:
+            registry.unregister(entry_name)
+            if registry is REGISTRIES["register_models"]:
+                unbridge_models(entry_name)
+    _info.pop(name, None)
+    if pm.get_plugin(name) is not None:
+        pm.unregister(name=name)
 
 
 def plugin_info() -> List[PluginInfo]:

@@ -17,7 +17,7 @@ table                                                  value
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import compressai.registry
 import compressai.zoo
@@ -49,6 +49,7 @@ def bridge_models_to_compressai() -> None:
             continue
         for table, _ in _tables():
             if spec.name in table:
+                MODELS.unregister(spec.name)
                 raise RegistrationError(
                     f"model {spec.name!r} from plugin {entry.plugin!r} clashes with CompressAI's own "
                     f"{spec.name!r}; choose another name"
@@ -59,9 +60,11 @@ def bridge_models_to_compressai() -> None:
         _written[spec.name] = ()
 
 
-def unbridge_models() -> None:
-    """Remove what :func:`bridge_models_to_compressai` wrote (plugin reset)."""
-    for name in list(_written):
+def unbridge_models(name: Optional[str] = None) -> None:
+    """Remove what :func:`bridge_models_to_compressai` wrote (all, or one model)."""
+    for n in list(_written) if name is None else [name]:
+        if n not in _written:
+            continue
         for table, _ in _tables():
-            table.pop(name, None)
-        del _written[name]
+            table.pop(n, None)
+        del _written[n]

@@ -143,6 +143,7 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
     that ``compress`` works immediately.
     """
     sd = clean_state_dict(state_dict)
+    _fill_missing_entropy_tables(model, sd)
     try:
         model.load_state_dict(sd)
     except RuntimeError as exc:
@@ -150,6 +151,21 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
     if _needs_update(model):
         model.update(force=True)
     return model
+
+
+def _fill_missing_entropy_tables(model: nn.Module, sd: Dict[str, torch.Tensor]) -> None:
+    """Weights saved before ``update()`` lack the coder tables; keep the model's
+    (empty) ones so CompressAI's resizing loader accepts them, then update."""
+    from compressai.entropy_models import EntropyModel, GaussianConditional
+
+    for name, module in model.named_modules():
+        if not isinstance(module, EntropyModel):
+            continue
+        buffers = ["_quantized_cdf", "_offset", "_cdf_length"]
+        if isinstance(module, GaussianConditional):
+            buffers.append("scale_table")
+        for b in buffers:
+            sd.setdefault(f"{name}.{b}", getattr(module, b))
 
 
 def _needs_update(model: nn.Module) -> bool:

@@ -1,0 +1,1 @@
+"""Example compressai-rdc plugin package (see ``plugin.py``)."""

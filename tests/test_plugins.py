@@ -1,0 +1,178 @@
+"""Plugin system: hooks, registries, provenance, env allow/block lists, the CompressAI bridge,
+and the example third-party plugin installed for real with pip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import compressai.registry
+import compressai.zoo
+import compressai.zoo.image
+import pytest
+from compressai.models import MeanScaleHyperprior
+
+import compressai_rdc
+from compressai_rdc import hookimpl
+from compressai_rdc._plugins import BUILTIN_PLUGINS, plugin_info, register_plugin, unregister_plugin
+from compressai_rdc.errors import PluginLoadError, RegistrationError, UnknownNameError
+from compressai_rdc.registry import MODELS, QMAP_STRATEGIES, Registry
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "plugins" / "compressai-rdc-example"
+
+
+class _TinyPlugin:
+    class Net(MeanScaleHyperprior):
+        def __init__(self, N=8, M=12):
+            super().__init__(N=N, M=M)
+
+    @hookimpl
+    def register_models(self, register):
+        register("test-tiny", self.Net, qualities=(1, 2), description="test model")
+
+    @hookimpl
+    def register_qmap_strategies(self, register):
+        register("test-flat", object)
+
+
+def test_registry_rejects_duplicates_and_bad_names():
+    reg = Registry("thing")
+    reg.register("a", 1, plugin="p")
+    assert reg.register("a", 1, plugin="p") == 1  # same plugin, same object: idempotent
+    with pytest.raises(RegistrationError, match="registered twice: by plugin 'p' and by 'q'"):
+        reg.register("a", 2, plugin="q")
+    with pytest.raises(RegistrationError, match="invalid"):
+        reg.register("Bad Name", 3)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(UnknownNameError, match="registered models: .*") as info:
+        MODELS.get("no-such-model")
+    assert isinstance(info.value, KeyError)
+    assert "no-such-model" in str(info.value)
+
+
+def test_model_spec_validation():
+    with pytest.raises(RegistrationError, match="not a compressai.models.CompressionModel"):
+        Registry("model", MODELS._build).register("x", dict)
+    with pytest.raises(RegistrationError, match="unknown spec fields"):
+        Registry("model", MODELS._build).register("x", MeanScaleHyperprior, quality=3)
+
+
+def test_builtins_register_through_hooks():
+    infos = {i.name: i for i in plugin_info()}
+    for name in BUILTIN_PLUGINS:
+        assert infos[name].builtin and infos[name].distribution == "compressai-rdc"
+    assert "plugins" in infos["compressai_rdc._builtin.core"].registered["command"]
+
+
+def test_runtime_plugin_is_bridged_into_all_compressai_tables_and_removed():
+    info = register_plugin(_TinyPlugin(), name="tiny-test-plugin")
+    try:
+        assert info.registered == {"model": ["test-tiny"], "quality-map strategy": ["test-flat"]}
+        assert MODELS.entry("test-tiny").plugin == "tiny-test-plugin"
+        assert compressai.registry.MODELS["test-tiny"] is _TinyPlugin.Net
+        assert compressai.zoo.image.model_architectures["test-tiny"] is _TinyPlugin.Net
+        net = compressai.zoo.image_models["test-tiny"](quality=2)
+        assert isinstance(net, _TinyPlugin.Net)
+        assert compressai.zoo.models["test-tiny"] is compressai.zoo.image_models["test-tiny"]
+        from compressai_rdc.zoo import test_tiny  # factory generated for plugin models
+
+        assert isinstance(test_tiny(), _TinyPlugin.Net)
+    finally:
+        unregister_plugin("tiny-test-plugin")
+    assert "test-tiny" not in MODELS and "test-flat" not in QMAP_STRATEGIES
+    for table in (compressai.registry.MODELS, compressai.zoo.image_models, compressai.zoo.models):
+        assert "test-tiny" not in table
+
+
+def test_plugin_clashing_with_compressai_name_is_refused():
+    class Clash:
+        @hookimpl
+        def register_models(self, register):
+            register("mbt2018-mean", MeanScaleHyperprior)
+
+    with pytest.raises(RegistrationError, match="clashes with CompressAI's own 'mbt2018-mean'"):
+        register_plugin(Clash(), name="clash")
+    assert "mbt2018-mean" not in MODELS
+    assert compressai.zoo.image_models["mbt2018-mean"] is compressai.zoo.mbt2018_mean
+    with pytest.raises(PluginLoadError):
+        unregister_plugin("clash")
+
+
+def _run(args, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    env.pop("COMPRESSAI_RDC_PLUGINS", None) if env_extra is None or "COMPRESSAI_RDC_PLUGINS" not in env_extra else None
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, check=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def example_plugin_installed():
+    """pip-install the example plugin into this environment (uninstalled afterwards if we installed it)."""
+    was_installed = _run(["-m", "pip", "show", "compressai-rdc-example"], None) if False else None
+    probe = subprocess.run([sys.executable, "-m", "pip", "show", "-q", "compressai-rdc-example"], capture_output=True)
+    installed_here = probe.returncode != 0
+    if installed_here:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(EXAMPLE)],
+            check=True,
+            timeout=300,
+        )
+    yield
+    if installed_here:
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", "compressai-rdc-example"], check=True)
+
+
+@pytest.mark.slow
+def test_example_plugin_visible_then_blocked(example_plugin_installed, tmp_path):
+    out = _run(["-m", "compressai_rdc", "plugins", "--json"]).stdout
+    plugins = {p["name"]: p for p in json.loads(out)["plugins"]}
+    ex = plugins["example"]
+    assert ex["distribution"] == "compressai-rdc-example" and ex["version"] == "0.1.0" and not ex["builtin"]
+    assert ex["registered"] == {"model": ["example-tiny-hyperprior"], "quality-map strategy": ["center-gaussian"]}
+    text = _run(["-m", "compressai_rdc", "plugins"]).stdout
+    assert "example  [third-party; compressai-rdc-example 0.1.0]" in text
+
+    probe = (
+        "import compressai_rdc, compressai.zoo as z, compressai.registry as r, compressai.zoo.image as zi;"
+        "compressai_rdc.load_plugins(); n='example-tiny-hyperprior';"
+        "print(n in z.image_models, n in z.models, n in r.MODELS, n in zi.model_architectures, n in compressai_rdc.list_models())"
+    )
+    assert _run(["-c", probe]).stdout.split() == ["True"] * 5
+    blocked = _run(["-c", probe], {"COMPRESSAI_RDC_BLOCK_PLUGINS": "example"}).stdout.split()
+    assert blocked == ["False"] * 5
+    not_allowed = _run(["-c", probe], {"COMPRESSAI_RDC_PLUGINS": "someone-else"}).stdout.split()
+    assert not_allowed == ["False"] * 5
+    allowed = _run(["-c", probe], {"COMPRESSAI_RDC_PLUGINS": "example"}).stdout.split()
+    assert allowed == ["True"] * 5
+    text = _run(["-m", "compressai_rdc", "plugins"], {"COMPRESSAI_RDC_BLOCK_PLUGINS": "example"}).stdout
+    assert "example  [" not in text and "blocked by" in text and "example" in text.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_compressai_eval_model_runs_plugin_model(example_plugin_installed, tmp_path, sample_image):
+    """CompressAI's own eval_model (unchanged) evaluates a plugin-registered model via our wrapper."""
+    import torch
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    arr = (sample_image[0, :, :64, :96].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+    Image.fromarray(arr).save(images / "a.png")
+    Image.fromarray(arr[:, ::-1].copy()).save(images / "b.png")
+    code = (
+        "import torch, sys, compressai_rdc;"
+        "net = compressai_rdc.create_model('example-tiny-hyperprior'); net.update(force=True);"
+        "torch.save(net.state_dict(), sys.argv[1])"
+    )
+    ckpt = tmp_path / "tiny.pth.tar"
+    _run(["-c", code, str(ckpt)])
+    out = _run(["-m", "compressai_rdc", "eval-model", "checkpoint", str(images), "-a", "example-tiny-hyperprior", "-p", str(ckpt)]).stdout
+    result = json.loads(out[out.index("{"):])
+    assert result["name"] == "example-tiny-hyperprior-mse"
+    bpp, psnr = result["results"]["bpp"][0], result["results"]["psnr-rgb"][0]
+    assert 0.0 < bpp < 24.0 and 0.0 < psnr < 60.0

@@ -1,0 +1,161 @@
+"""Zoo contract: validation once for every factory, offline weight resolution in the
+documented order, sha256 verification, safetensors only, wrappers and entropy-coder buffers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from compressai.models import MeanScaleHyperprior
+from safetensors.torch import save_file
+
+from compressai_rdc import hookimpl
+from compressai_rdc._plugins import register_plugin, unregister_plugin
+from compressai_rdc.errors import ChecksumError, InvalidArgumentError, WeightsFormatError, WeightsNotFoundError
+from compressai_rdc.registry import WeightSpec
+from compressai_rdc.zoo import WEIGHTS_ENV, create_model, get_factory, load_into, save_weights, sha256_file
+from compressai_rdc.zoo import _pretrained
+
+
+class Net(MeanScaleHyperprior):
+    def __init__(self, N=8, M=12, default_gain=1.0):
+        super().__init__(N=N, M=M)
+        self.default_gain = default_gain
+
+
+def _trained_like(seed=0) -> Net:
+    torch.manual_seed(seed)
+    net = Net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    net.update(force=True)
+    return net
+
+
+@pytest.fixture
+def zoo_model(tmp_path, monkeypatch):
+    """Register 'zoo-test' with a weights table pointing at a file we create."""
+    net = _trained_like()
+    path, digest = save_weights(net, tmp_path / "weights" / "zoo-test-mse.safetensors")
+    spec = WeightSpec("zoo-test-mse.safetensors", digest, description="test weights")
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            register(
+                "zoo-test",
+                Net,
+                kwargs={"N": 8, "M": 12},
+                qualities=(1, 2, 3),
+                quality_kwargs=lambda q: {"default_gain": float(q)},
+                weights={"mse": spec},
+            )
+
+    register_plugin(Plugin(), name="zoo-test-plugin")
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    yield net, path, digest
+    unregister_plugin("zoo-test-plugin")
+
+
+def test_quality_and_metric_validated_once_for_every_factory(zoo_model):
+    f = get_factory("zoo-test")
+    assert f(quality=2).default_gain == 2.0
+    with pytest.raises(InvalidArgumentError, match=r"quality 4 is invalid for zoo-test; valid: 1\.\.3"):
+        f(quality=4)
+    with pytest.raises(InvalidArgumentError, match="quality True is invalid"):
+        f(quality=True)
+    with pytest.raises(InvalidArgumentError, match="metric 'ms-ssim' is invalid for zoo-test; valid: mse"):
+        f(quality=1, metric="ms-ssim")
+
+
+def test_pretrained_without_file_names_every_place_tried(zoo_model):
+    with pytest.raises(WeightsNotFoundError) as info:
+        create_model("zoo-test", quality=1, pretrained=True)
+    msg = str(info.value)
+    assert "zoo-test-mse.safetensors" in msg and WEIGHTS_ENV in msg and "nothing is downloaded" in msg
+
+
+def test_pretrained_from_env_dir_verified_and_buffers_restored(zoo_model, monkeypatch):
+    net, path, _ = zoo_model
+    monkeypatch.setenv(WEIGHTS_ENV, str(path.parent))
+    loaded = create_model("zoo-test", quality=3, pretrained=True)
+    assert not loaded.training and loaded.default_gain == 3.0
+    # fp16 storage: parameters equal the fp16-rounded originals, entropy tables identical
+    for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        if a.is_floating_point():
+            assert torch.equal(a.half().float(), b), k
+        else:
+            assert torch.equal(a, b), k
+    x = torch.rand(1, 3, 64, 64)
+    strings = loaded.compress(x)["strings"]
+    again = create_model("zoo-test", quality=3, pretrained=True).compress(x)["strings"]
+    assert strings == again
+
+
+def test_explicit_weights_path_and_folder(zoo_model):
+    _, path, digest = zoo_model
+    a = create_model("zoo-test", weights=path)
+    b = create_model("zoo-test", weights=path.parent)  # folder holding the zoo's file name
+    c = create_model("zoo-test", weights=path, sha256=digest)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]) and torch.equal(v, c.state_dict()[k])
+    with pytest.raises(WeightsNotFoundError, match="not found"):
+        create_model("zoo-test", weights=path.parent / "missing.safetensors")
+
+
+def test_corrupt_file_fails_checksum(zoo_model, monkeypatch, tmp_path):
+    _, path, _ = zoo_model
+    bad = tmp_path / "env" / path.name
+    bad.parent.mkdir()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    monkeypatch.setenv(WEIGHTS_ENV, str(bad.parent))
+    with pytest.raises(ChecksumError, match="expected"):
+        create_model("zoo-test", pretrained=True)
+    with pytest.raises(ChecksumError):
+        create_model("zoo-test", weights=bad, sha256=sha256_file(path))
+
+
+def test_pickle_refused_and_garbage_rejected(tmp_path):
+    pth = tmp_path / "w.pth"
+    torch.save({"a": torch.zeros(1)}, pth)
+    with pytest.raises(WeightsFormatError, match="never unpickles"):
+        _pretrained.load_state_dict_file(pth)
+    junk = tmp_path / "w.safetensors"
+    junk.write_bytes(b"\x00" * 3)
+    with pytest.raises(WeightsFormatError, match="not a readable safetensors"):
+        _pretrained.load_state_dict_file(junk)
+
+
+def test_wrappers_and_prefixes_are_unwrapped_and_buffers_resized():
+    src = _trained_like(1)
+    sd = {"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}
+    dst = Net()  # fresh: entropy-coder buffers empty, must be resized on load
+    assert dst.entropy_bottleneck._quantized_cdf.numel() == 0
+    load_into(dst, sd)
+    assert torch.equal(dst.entropy_bottleneck._quantized_cdf, src.entropy_bottleneck._quantized_cdf)
+    assert torch.equal(dst.gaussian_conditional.scale_table, src.gaussian_conditional.scale_table)
+
+
+def test_weights_without_entropy_tables_are_updated_on_load(tmp_path):
+    src = Net()
+    sd = {k: v for k, v in src.state_dict().items() if not k.split(".")[-1].startswith(("_quantized_cdf", "_offset", "_cdf_length", "scale_table"))}
+    dst = Net()
+    load_into(dst, sd)
+    assert dst.entropy_bottleneck._offset.numel() > 0  # update() ran
+    assert dst.compress(torch.rand(1, 3, 64, 64))["strings"]
+
+
+def test_mismatched_weights_name_the_problem(tmp_path):
+    path, _ = save_weights(_trained_like(), tmp_path / "w.safetensors")
+    with pytest.raises(WeightsFormatError, match="do not fit Net"):
+        load_into(Net(N=16, M=12), _pretrained.load_state_dict_file(path))
+
+
+def test_save_weights_never_overwrites(tmp_path):
+    path, _ = save_weights(Net(), tmp_path / "w.safetensors")
+    with pytest.raises(FileExistsError):
+        save_weights(Net(), path)
