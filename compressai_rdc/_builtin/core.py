@@ -1,4 +1,4 @@
-"""Built-in plugin: the core CLI commands (``plugins``, ``models``, ``eval-model``)."""
+"""Built-in plugin: the core CLI commands (``plugins``, ``models``, ``eval-model``, ``demo``)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ def _run_eval_model(args: argparse.Namespace) -> int:
 
 @hookimpl
 def register_commands(register):
-    from compressai_rdc.cli import models, plugins
+    from compressai_rdc.cli import demo, models, plugins
 
     register("plugins", plugins.configure, run=plugins.run, help="list plugins, their versions and what they registered")
     register("models", models.configure, run=models.run, help="list registered codecs")
+    register("demo", demo.configure, run=demo.run, help="code the sample image at several rates and betas with the shipped weights")
     register(
         "eval-model",
         _configure_eval_model,

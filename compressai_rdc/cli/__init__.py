@@ -35,7 +35,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except RDCError as exc:
+    except (RDCError, FileExistsError) as exc:
         print(f"compressai-rdc {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
