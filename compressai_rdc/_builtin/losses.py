@@ -1,3 +1,18 @@
 """Built-in plugin: training losses and the ``train`` command."""
 
 from compressai_rdc.hookspecs import hookimpl
+
+
+@hookimpl
+def register_losses(register):
+    from compressai_rdc.losses import BUILTIN_LOSSES
+
+    for name, (cls, description) in BUILTIN_LOSSES.items():
+        register(name, cls, description=description)
+
+
+@hookimpl
+def register_commands(register):
+    from compressai_rdc.cli import train
+
+    register("train", train.configure, run=train.run, help="train a codec with a recipe config (resumable, DDP-ready)")

@@ -1,0 +1,98 @@
+"""``compressai-rdc qmap``: importance map, quality map and bit allocation of one image, side by side.
+
+::
+
+    compressai-rdc qmap photo.png --strategy blended --out maps.png
+    compressai-rdc qmap photo.png --strategy blended --model hevrc --weights w.safetensors --target-bpp 0.2 --out maps.png
+
+Panels: the image; the importance ``v`` of ``--strategy``; the quality map
+``q = Γ(v)`` at ``--level`` (or at the level that meets ``--target-bpp``);
+and, when a model is given, its bit allocation: the estimated bits of ``ŷ``
+per latent position (−log₂ likelihood summed over channels), shown at image
+size (HEVRC Fig. 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from compressai_rdc.cli.encode import add_model_arguments, check_output, load_input, load_model
+from compressai_rdc.errors import InvalidArgumentError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", type=Path, help="input image")
+    parser.add_argument("--strategy", default="blended", help="registered quality-map strategy")
+    parser.add_argument("--out", type=Path, required=True, help="output figure (.png)")
+    parser.add_argument("--model", default=None, help="quality-map model for the bit-allocation panel (e.g. hevrc)")
+    add_model_arguments(parser, with_name=False)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--level", type=float, default=1.0, help="Γ level t in [0, 2] (1: q = v)")
+    group.add_argument("--target-bpp", type=float, default=None, help="choose the level that meets this rate (needs --model)")
+    parser.add_argument("--block", type=int, default=None, help="ICM block size (default: the model's stride, else 16)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+
+def bit_allocation(model: torch.nn.Module, x: torch.Tensor, qmap: torch.Tensor) -> torch.Tensor:
+    """Estimated bits of ``ŷ`` per latent position, ``(1, 1, H, W)`` at image size (nearest)."""
+    from compressai_rdc.ratecontrol import _padded
+
+    xp, pad = _padded(model, x)
+    qp = torch.nn.functional.pad(qmap, pad, mode="replicate")
+    with torch.no_grad():
+        hook = getattr(model, "rate_likelihoods", None)
+        lik = hook(xp, qmap=qp) if hook is not None else model(xp, qmap=qp)["likelihoods"]
+    bits = -torch.log2(lik["y"].clamp_min(1e-9)).sum(dim=1, keepdim=True)
+    up = torch.nn.functional.interpolate(bits, size=xp.shape[-2:], mode="nearest")
+    return up[..., : x.shape[-2], : x.shape[-1]]
+
+
+def run(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from compressai_rdc.qmap import create_strategy, gamma_level
+    from compressai_rdc.ratecontrol import encode_to_target
+
+    check_output(args.out, args.overwrite)
+    if args.target_bpp is not None and args.model is None:
+        raise InvalidArgumentError("--target-bpp needs --model (the rate belongs to a codec)")
+    model = load_model(args.model, args.weights, args.pretrained, args.metric, args.device) if args.model else None
+    block = args.block or (getattr(model, "stride", 16) if model is not None else 16)
+    options = {"block": block} if args.strategy in ("icm", "inverse-icm", "blended") else {}
+    strategy = create_strategy(args.strategy, **options)
+    x = load_input(args.image, args.device)
+    v = strategy(x)
+    level, title_q = args.level, f"quality map q = Γ(v), t = {args.level:g}"
+    bpp_note = ""
+    if args.target_bpp is not None:
+        data, report = encode_to_target(model, x, args.target_bpp, control="level", importance=v)
+        level = report.value
+        title_q = f"quality map at {args.target_bpp:g} bpp (t = {level:.3f})"
+        bpp_note = f", coded {report.actual_bpp:.3f} bpp"
+    q = gamma_level(v, level)
+
+    panels = [("image", x[0].permute(1, 2, 0).cpu().numpy(), None), (f"importance v ({args.strategy})", v[0, 0].cpu().numpy(), "viridis"), (title_q, q[0, 0].cpu().numpy(), "viridis")]
+    if model is not None:
+        bits = bit_allocation(model, x, q)
+        panels.append((f"bit allocation (bits/latent){bpp_note}", bits[0, 0].cpu().numpy(), "magma"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * x.shape[-2] / x.shape[-1] + 0.6))
+    for ax, (title, img, cmap) in zip(axes, panels):
+        if cmap is None:
+            ax.imshow(img)
+        else:
+            im = ax.imshow(img, cmap=cmap, vmin=0 if cmap == "viridis" else None, vmax=1 if cmap == "viridis" else None)
+            fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    plt.close(fig)
+    print(f"{args.out}: {len(panels)} panels ({args.strategy}, t = {level:.3f}{bpp_note})")
+    return 0

@@ -1,0 +1,71 @@
+"""Semantic feature matching (SFM) loss of HEVRC (Lu et al., §3.3, eq. 4).
+
+    L_SFM = 1/(H_F W_F C_F) · Σ |F(x) - F(x̂)|      (mean L1, per chosen layer, averaged)
+
+``F`` is a frozen pretrained feature extractor; HEVRC uses VGG16's, we default
+to ``tf_efficientnet_lite0`` (offline weights) and let any timm name be used::
+
+    x̂ ─normalize─> backbone (frozen, features_only) ─> [F_l(x̂)] ─┐
+    x  ─normalize─> backbone (frozen, features_only) ─> [F_l(x)]  ─┴─> mean_l L1
+
+Gradients flow into x̂ (and so into the codec) only; ``F(x)`` is computed
+without gradient and the backbone never changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.losses.base import Loss, check_images, frozen_backbone, get_output, per_sample_mean, result
+
+
+class SFMLoss(Loss):
+    """Mean L1 distance between frozen-backbone feature maps of x̂ and x.
+
+    Args:
+        backbone: timm model name (built ``features_only``) or an ``nn.Module``
+            returning a feature map or a list of them.
+        layers: pyramid levels (timm ``out_indices``) to match; each level's
+            mean L1 counts equally.
+        weights: local weights file for a timm name.
+        x_hat_key: output entry holding the reconstruction.
+    """
+
+    frozen_modules = ("backbone",)
+
+    def __init__(
+        self,
+        backbone: Union[str, nn.Module] = "tf_efficientnet_lite0",
+        layers: Optional[Sequence[int]] = (2, 3, 4),
+        weights: Optional[str] = None,
+        x_hat_key: str = "x_hat",
+    ):
+        super().__init__()
+        if layers is not None and len(layers) == 0:
+            raise InvalidArgumentError("sfm layers must name at least one feature level (timm out_indices), got []")
+        named = isinstance(backbone, str)
+        self.backbone, self.normalize = frozen_backbone(
+            backbone, weights=weights, features_only=named, out_indices=layers if named else None
+        )
+        self.x_hat_key = x_hat_key
+
+    def features(self, x: Tensor):
+        """Feature maps (list) of images ``(B, 3, H, W)`` in [0, 1]."""
+        out = self.backbone(self.normalize(x))
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
+        x_hat = get_output(output, self.x_hat_key, "sfm")
+        check_images(x_hat, target, "sfm")
+        with torch.no_grad():
+            ref = self.features(target)
+        got = self.features(x_hat)
+        per = sum(per_sample_mean((g.float() - r.float()).abs()) for g, r in zip(got, ref)) / len(ref)
+        return result(per)
+
+
+__all__ = ["SFMLoss"]

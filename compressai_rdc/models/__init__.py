@@ -1,0 +1,6 @@
+"""Codec architectures (no weight locations here; see :mod:`compressai_rdc.zoo`)."""
+
+from compressai_rdc.models.rdc import PrimaryBranch, RDCVersatile
+from compressai_rdc.models.residual import ResidualScalableBranch
+
+__all__ = ["PrimaryBranch", "RDCVersatile", "ResidualScalableBranch"]

@@ -1,0 +1,323 @@
+"""HEVRC: a quality-map-conditioned (conditional-encoder) image codec.
+
+Zhang et al., "Deep image compression for hybrid contexts" (HEVRC), §3–4, built
+on the variable-rate codec of Song et al. (QMAP2021, ICCV 2021). A quality map
+``q ∈ [0, 1]^{H×W}`` conditions the analysis and hyper-analysis transforms
+through spatial feature transforms (:class:`~compressai_rdc.layers.sft.SFT`);
+the decoder is conditioned on the hyper-latent ``ẑ`` only, so the map is never
+transmitted::
+
+    x (B,3,H,W) ─┐                                               ┌─> x̂
+    q (B,1,H,W) ─┴─> g_a (SFT) ─> y ─Q─> ŷ ──────────> g_s(ŷ, ẑ) ┘
+                       q ─┐        │        ▲ μ,σ          ▲
+                          └─> h_a(y, q) ─> z ─Q─> ẑ ─> h_s ┘ (and ẑ itself)
+
+Training uses a per-pixel Lagrangian ``λ(q) = t₁·exp(t₂·q)``
+(:func:`compressai_rdc.qmap.lambda_map.lambda_map`); one model covers the whole
+rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models import CompressionModel
+from compressai.models.utils import conv, deconv
+from compressai.ops import quantize_ste
+from torch import Tensor, nn
+
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.layers.sft import SFT, SFTResBlock
+from compressai_rdc.qmap.lambda_map import lambda_map
+
+__all__ = ["HEVRC", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
+
+QmapLike = Union[None, float, Tensor]
+
+
+def check_qmap(qmap: QmapLike, x: Tensor, default: float = 0.5, pad_multiple: int = 64) -> Tensor:
+    """Validate a quality map against the input image and return it as a tensor.
+
+    Args:
+        qmap: ``None`` (uniform ``default``), a float in [0, 1] (uniform map) or
+            a tensor ``(B, 1, H, W)`` / ``(1, 1, H, W)`` / ``(H, W)`` in [0, 1]
+            with the spatial size of ``x``. A map of the size before
+            :func:`~compressai_rdc.utils.padding.pad_to_multiple` (``x`` is
+            that size padded to a multiple of ``pad_multiple`` at the
+            bottom/right) is padded the same way (replicate), so maps of the original image work with
+            :func:`compressai_rdc.codec.encode`.
+        x: the image ``(B, 3, H, W)`` it conditions.
+        default: the uniform value used for ``None``.
+        pad_multiple: the codec's padding multiple.
+
+    Returns:
+        ``(B, 1, H, W)`` float tensor on ``x``'s device.
+
+    Raises:
+        InvalidArgumentError: wrong shape, size or values outside [0, 1].
+    """
+    b, _, h, w = x.shape
+    if qmap is None:
+        qmap = default
+    if isinstance(qmap, (int, float)):
+        if not 0.0 <= float(qmap) <= 1.0:
+            raise InvalidArgumentError(f"qmap value {qmap} is outside [0, 1]")
+        return x.new_full((b, 1, h, w), float(qmap))
+    if not isinstance(qmap, Tensor):
+        raise InvalidArgumentError(f"qmap must be None, a float or a tensor, got {type(qmap).__name__}")
+    q = qmap.to(device=x.device, dtype=x.dtype)
+    while q.dim() < 4:
+        q = q[None]
+    dh, dw = h - q.shape[-2], w - q.shape[-1]
+    if q.dim() == 4 and (dh or dw) and dh == (-q.shape[-2]) % pad_multiple and dw == (-q.shape[-1]) % pad_multiple:
+        q = F.pad(q, (0, dw, 0, dh), mode="replicate")  # the image was padded by codec.encode
+    if q.dim() != 4 or q.shape[1] != 1 or q.shape[-2:] != (h, w) or q.shape[0] not in (1, b):
+        raise InvalidArgumentError(
+            f"qmap of shape {tuple(qmap.shape)} does not fit the image {tuple(x.shape)}; "
+            f"expected ({b}, 1, {h}, {w}) or (1, 1, {h}, {w}) with values in [0, 1]"
+        )
+    qmin, qmax = float(q.min()), float(q.max())
+    if qmin < 0.0 or qmax > 1.0 or q.isnan().any():
+        raise InvalidArgumentError(f"qmap values must lie in [0, 1]; got range [{qmin:.4g}, {qmax:.4g}]")
+    return q.expand(b, 1, h, w)
+
+
+def _lrelu() -> nn.Module:
+    return nn.LeakyReLU(0.1, inplace=True)
+
+
+class QmapConditionedAnalysis(nn.Module):
+    """Analysis transform ``y = g_a(x, q)`` with SFT conditioning at every scale.
+
+    A condition pyramid is computed from ``concat(x, q)`` (QMAP2021) and
+    downsampled alongside the main path::
+
+        [x,q] ─cond─> c1 ─↓─> c2 ─↓─> c3 ─↓─> c4
+        x ─conv↓─GDN─SFT(c1)─conv↓─GDN─SFT(c2)─conv↓─GDN─SFT(c3)─conv↓─SFTRes(c4)×2─conv─> y
+
+    Args:
+        N: channels of the hidden stages.
+        M: channels of ``y``.
+        cond_channels: channels of the condition pyramid (and SFT hidden width).
+        in_channels: image channels.
+
+    Shapes:
+        x ``(B, 3, H, W)``, q ``(B, 1, H, W)`` → y ``(B, M, H/16, W/16)``.
+    """
+
+    def __init__(self, N: int = 128, M: int = 192, cond_channels: int = 64, in_channels: int = 3):
+        super().__init__()
+        P = cond_channels
+        self.cond_in = nn.Sequential(conv(in_channels + 1, P, 3, 1), _lrelu(), conv(P, P, 1, 1))
+        self.cond_down = nn.ModuleList(
+            [nn.Sequential(conv(P, P, 3, 2), _lrelu(), conv(P, P, 1, 1)) for _ in range(4)]
+        )
+        self.convs = nn.ModuleList([conv(in_channels, N), conv(N, N), conv(N, N), conv(N, M)])
+        self.gdns = nn.ModuleList([GDN(N) for _ in range(3)])
+        self.sfts = nn.ModuleList([SFT(N, P, P) for _ in range(3)])
+        self.res = nn.ModuleList([SFTResBlock(M, P, P) for _ in range(2)])
+        self.out = conv(M, M, 3, 1)
+
+    def forward(self, x: Tensor, q: Tensor) -> Tensor:
+        c = self.cond_in(torch.cat([x, q], dim=1))
+        h = x
+        for i in range(3):
+            c = self.cond_down[i](c)
+            h = self.sfts[i](self.gdns[i](self.convs[i](h)), c)
+        c = self.cond_down[3](c)
+        h = self.convs[3](h)
+        for blk in self.res:
+            h = blk(h, c)
+        return self.out(h)
+
+
+class QmapConditionedHyperAnalysis(nn.Module):
+    """Hyper-analysis ``z = h_a(y, q)``: SFT-conditioned on ``concat(y, q↓)``::
+
+        [y, q↓] ─cond─> d0 ─↓─> d1
+        y ─conv3─SFT(d0)─LReLU─conv↓─SFT(d1)─LReLU─conv↓─> z
+
+    Shapes:
+        y ``(B, M, h, w)``, q ``(B, 1, H, W)`` → z ``(B, N, h/4, w/4)``.
+    """
+
+    def __init__(self, N: int = 128, M: int = 192, cond_channels: int = 64):
+        super().__init__()
+        P = cond_channels
+        self.cond_in = nn.Sequential(conv(M + 1, P, 3, 1), _lrelu(), conv(P, P, 1, 1))
+        self.cond_down = nn.Sequential(conv(P, P, 3, 2), _lrelu(), conv(P, P, 1, 1))
+        self.conv0 = conv(M, N, 3, 1)
+        self.sft0 = SFT(N, P, P)
+        self.conv1 = conv(N, N, 5, 2)
+        self.sft1 = SFT(N, P, P)
+        self.conv2 = conv(N, N, 5, 2)
+
+    def forward(self, y: Tensor, q: Tensor) -> Tensor:
+        d0 = self.cond_in(torch.cat([y, F.adaptive_avg_pool2d(q, y.shape[-2:])], dim=1))
+        d1 = self.cond_down(d0)
+        h = F.leaky_relu(self.sft0(self.conv0(y), d0), 0.1)
+        h = F.leaky_relu(self.sft1(self.conv1(h), d1), 0.1)
+        return self.conv2(h)
+
+
+class HyperConditionedSynthesis(nn.Module):
+    """Synthesis ``x̂ = g_s(ŷ, ẑ)`` conditioned on the decoded hyper-latent (QMAP2021).
+
+    The decoder cannot see ``q``; it reads the local quality from ``ẑ``
+    (upsampled to ``ŷ``'s grid) together with ``ŷ``::
+
+        ẑ ─up×4─┐
+        ŷ ──────┴─cond─> e0 ─↑─> e1 ─↑─> e2 ─↑─> e3
+        ŷ ─SFTRes(e0)×2─deconv↑─IGDN─SFT(e1)─deconv↑─IGDN─SFT(e2)─deconv↑─IGDN─SFT(e3)─deconv↑─> x̂
+
+    Shapes:
+        ŷ ``(B, M, h, w)``, ẑ ``(B, N, h/4, w/4)`` → x̂ ``(B, 3, 16h, 16w)``.
+    """
+
+    def __init__(self, N: int = 128, M: int = 192, cond_channels: int = 64, out_channels: int = 3):
+        super().__init__()
+        P = cond_channels
+        self.z_up = nn.Sequential(deconv(N, N // 2), _lrelu(), deconv(N // 2, N // 4), _lrelu(), conv(N // 4, N // 4, 3, 1))
+        self.cond_in = nn.Sequential(conv(M + N // 4, P, 3, 1), _lrelu(), conv(P, P, 1, 1))
+        self.cond_up = nn.ModuleList([nn.Sequential(deconv(P, P, 3, 2), _lrelu(), conv(P, P, 1, 1)) for _ in range(3)])
+        self.res = nn.ModuleList([SFTResBlock(M, P, P) for _ in range(2)])
+        self.deconvs = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, out_channels)])
+        self.igdns = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
+        self.sfts = nn.ModuleList([SFT(N, P, P) for _ in range(3)])
+
+    def forward(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
+        zf = self.z_up(z_hat)[..., : y_hat.shape[-2], : y_hat.shape[-1]]
+        e = self.cond_in(torch.cat([y_hat, zf], dim=1))
+        h = y_hat
+        for blk in self.res:
+            h = blk(h, e)
+        for i in range(3):
+            e = self.cond_up[i](e)
+            h = self.sfts[i](self.igdns[i](self.deconvs[i](h)), e)
+        return self.deconvs[3](h)
+
+
+class HEVRC(CompressionModel):
+    """Quality-map-conditioned mean-scale hyperprior codec (HEVRC / QMAP2021 family).
+
+    One set of weights covers the whole rate range: ``q = 0`` everywhere gives
+    the lowest rate, ``q = 1`` the highest, and a spatially varying map moves
+    bits to the regions that matter (HEVRC §3.5).
+
+    Args:
+        N: channels of the hidden stages and of ``z``.
+        M: channels of ``y``.
+        cond_channels: channels of the SFT condition networks.
+        t1, t2: per-pixel Lagrangian ``λ(q) = t1·exp(t2·q)`` used in training
+            (paper: 4e-4 and 2.8); stored so losses and the docs agree.
+        default_qmap: uniform quality used when no map is given
+            (``quality`` of the zoo selects it).
+
+    Forward:
+        ``forward(x, qmap=None)`` with ``x (B, 3, H, W)`` in [0, 1] and
+        ``qmap (B, 1, H, W)`` in [0, 1] (or a float) returns
+        ``{"x_hat", "likelihoods": {"y", "z"}, "qmap"}``.
+    """
+
+    #: total down-sampling factor of ``g_a`` (block size of the ICM, §4.3)
+    stride: int = 16
+    #: padding multiple of the input (g_a and h_a strides), read by :mod:`compressai_rdc.codec`
+    downsampling_factor: int = 64
+
+    def __init__(
+        self,
+        N: int = 128,
+        M: int = 192,
+        cond_channels: int = 64,
+        t1: float = 4e-4,
+        t2: float = 2.8,
+        default_qmap: float = 0.5,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= default_qmap <= 1.0:
+            raise InvalidArgumentError(f"default_qmap {default_qmap} is outside [0, 1]")
+        if t1 <= 0:
+            raise InvalidArgumentError(f"t1 must be positive, got {t1}")
+        self.N, self.M, self.cond_channels = N, M, cond_channels
+        self.t1, self.t2, self.default_qmap = float(t1), float(t2), float(default_qmap)
+        self.g_a = QmapConditionedAnalysis(N, M, cond_channels)
+        self.h_a = QmapConditionedHyperAnalysis(N, M, cond_channels)
+        self.h_s = nn.Sequential(
+            deconv(N, M), _lrelu(), deconv(M, M * 3 // 2), _lrelu(), conv(M * 3 // 2, M * 2, 3, 1)
+        )
+        self.g_s = HyperConditionedSynthesis(N, M, cond_channels)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # -- helpers -----------------------------------------------------------------
+    def lambda_map(self, qmap: Tensor) -> Tensor:
+        """Per-pixel Lagrangian ``t1·exp(t2·q)`` of this model, shape of ``qmap``."""
+        return lambda_map(qmap, self.t1, self.t2)
+
+    def _z_hat(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        z_noisy, z_likelihoods = self.entropy_bottleneck(z)
+        if not self.training:
+            return z_noisy, z_likelihoods  # already round(z - median) + median
+        medians = self.entropy_bottleneck._get_medians()
+        return quantize_ste(z - medians) + medians, z_likelihoods
+
+    def encode_latents(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
+        """Run the encoder side once: ``{"y", "z", "q"}`` (rate control reuses it)."""
+        q = check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
+        y = self.g_a(x, q)
+        return {"y": y, "z": self.h_a(y, q), "q": q}
+
+    def rate_likelihoods(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
+        """Likelihoods of the quantised latents without running ``g_s`` (rate control)."""
+        lat = self.encode_latents(x, qmap)
+        z_hat, z_likelihoods = self._z_hat(lat["z"])
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(lat["y"], scales, means=means)
+        return {"y": y_likelihoods, "z": z_likelihoods}
+
+    # -- CompressAI contract -------------------------------------------------------
+    def forward(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
+        lat = self.encode_latents(x, qmap)
+        y = lat["y"]
+        z_hat, z_likelihoods = self._z_hat(lat["z"])
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        y_hat = quantize_ste(y - means) + means  # decoder never trains on noisy latents
+        x_hat = self.g_s(y_hat, z_hat)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "qmap": lat["q"]}
+
+    def compress(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
+        """Entropy-code ``x`` under ``qmap``; the map itself is not in the output."""
+        lat = self.encode_latents(x, qmap)
+        z = lat["z"]
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(lat["y"], indexes, means=means)
+        return {"strings": [y_strings, z_strings], "shape": z.size()[-2:]}
+
+    def decompress(self, strings, shape) -> Dict[str, Tensor]:
+        """Decode without the quality map (it is implied by ``ẑ``)."""
+        if len(strings) != 2:
+            raise InvalidArgumentError(f"HEVRC.decompress expects 2 streams [y, z], got {len(strings)}")
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
+        return {"x_hat": self.g_s(y_hat, z_hat).clamp_(0, 1)}
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, Tensor], **kwargs: Any) -> "HEVRC":
+        """Rebuild the model, inferring ``N``, ``M`` and ``cond_channels`` from tensor shapes."""
+        N = state_dict["g_a.convs.0.weight"].size(0)
+        M = state_dict["g_a.convs.3.weight"].size(0)
+        P = state_dict["g_a.cond_in.0.weight"].size(0)
+        net = cls(N=N, M=M, cond_channels=P, **kwargs)
+        net.load_state_dict(state_dict)
+        return net

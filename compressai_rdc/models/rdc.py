@@ -1,0 +1,369 @@
+"""RDC: the rate-distortion-cognition controllable versatile codec.
+
+Liu, Feng, Qi, Chen, Chen, Zeng, Jin, "Rate-Distortion-Cognition Controllable
+Versatile Neural Image Compression", ECCV 2024.
+
+Two branches share one bitstream::
+
+                     rate r                                   rate ρ, layers k
+                       │                                           │
+    x ─► PrimaryBranch ┴─► substreams y, z ─► x̂₁ ─► ResidualScalableBranch ┴─► res z, layers 1..K ─► r̂
+                                              │                                                       │
+                                              └──────────────► x̄ = x̂₁ + (1 − β)·r̂ ◄────────────────┘
+
+* :class:`PrimaryBranch` — cognition-oriented mean-scale hyperprior (Minnen et
+  al., NeurIPS 2018, without the serial context model so decoding stays
+  parallel) with :class:`~compressai_rdc.layers.gain.ChannelGainUnit` s on the
+  latent and the hyper-latent: one model, continuous rate ``r ∈ [0, L−1]``.
+* :class:`~compressai_rdc.models.residual.ResidualScalableBranch` — codes
+  ``x − x̂₁`` in ``K`` ordered layers.
+* :class:`RDCVersatile` — both, with decode-time ``β`` (cognition ⇄ distortion)
+  and ``k`` (residual layers), chosen without re-encoding.
+
+Bitstream mapping: ``compress`` returns CompressAI's ``{"strings", "shape"}``
+with ``strings = [y, z, res_z, res_1, ..., res_k]`` (a prefix of the list is
+always decodable); :meth:`RDCVersatile.encode` / :meth:`~RDCVersatile.decode` /
+:meth:`~RDCVersatile.truncate` wrap it in a :mod:`compressai_rdc.container`
+through :mod:`compressai_rdc.codec`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models import CompressionModel
+from compressai.models.utils import conv, deconv
+from compressai.ops import quantize_ste
+from torch import Tensor, nn
+
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
+from compressai_rdc.models.residual import ResidualScalableBranch, check_layers
+
+__all__ = ["GAIN_RANGE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
+
+#: Initial gains of level 0 and level L-1. A freshly initialised analysis
+#: transform outputs latents of std ≈ 0.05; these gains make an untrained model
+#: already span ≈ 0.13–14 estimated bpp, strictly increasing with ``rate``
+#: (tests/test_rdc_model.py), instead of rounding everything to zero.
+GAIN_RANGE = (2.0, 64.0)
+
+
+def hyper_size(latent_size) -> tuple:
+    """Spatial size of the hyper-latent ``z`` for a latent of size ``(h, w)`` (stride 4, ceil)."""
+    h, w = (int(s) for s in latent_size)
+    return ((h + 3) // 4, (w + 3) // 4)
+
+
+def check_beta(beta: Any) -> float:
+    """``beta`` as a float in [0, 1] (0 = full residual, 1 = primary only)."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or not (0 <= beta <= 1):
+        raise InvalidArgumentError(f"beta={beta!r} is invalid; valid: a float in [0, 1] (1 decodes the primary branch only)")
+    return float(beta)
+
+
+class PrimaryBranch(nn.Module):
+    """Mean-scale hyperprior with channel gain units on ``y`` and ``z``.
+
+    ::
+
+        x ─► analysis ─► y ─► ×g(r) ─► h_a ─► ×g_z(r) ─► Q ─► ẑ ─► ×g'_z(r) ─► h_s ─► μ, σ
+                               │                                                    │
+                               └──────────────────────► Q (GC) ─► ŷ ─► ×g'(r) ─► g_s ─► x̂₁
+
+    Subclasses swap transforms by assigning ``g_a``, ``h_a``, ``h_s``, ``g_s``
+    or by overriding :meth:`analysis` / :meth:`hyper_analysis`, which receive
+    extra conditioning keyword arguments (e.g. a quality map) from
+    ``forward``/``compress``.
+
+    Args:
+        N: hidden channels; M: latent channels; levels: gain levels ``L``.
+        gain_range: initial (lowest, highest) gain of both gain units (see :data:`GAIN_RANGE`).
+    """
+
+    def __init__(self, N: int = 96, M: int = 160, levels: int = 8, gain_range: Tuple[float, float] = GAIN_RANGE):
+        super().__init__()
+        self.N, self.M, self.levels = N, M, levels
+        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        self.h_a = nn.Sequential(
+            conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
+            conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N),
+        )
+        self.h_s = nn.Sequential(
+            deconv(N, M), nn.LeakyReLU(inplace=True),
+            deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
+            conv(M * 3 // 2, M * 2, stride=1, kernel_size=3),
+        )
+        self.gain = ChannelGainUnit(M, levels, gain_range)
+        self.hyper_gain = ChannelGainUnit(N, levels, gain_range)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+
+    # -- overridable hooks ---------------------------------------------------------
+    def analysis(self, x: Tensor, **cond: Any) -> Tensor:
+        """``y = g_a(x)``; (B,3,H,W) → (B,M,H/16,W/16)."""
+        if cond:
+            raise InvalidArgumentError(f"{type(self).__name__} takes no conditioning, got {sorted(cond)}")
+        return self.g_a(x)
+
+    def hyper_analysis(self, y_g: Tensor, **cond: Any) -> Tensor:
+        """``z = h_a(y·g)``; (B,M,h,w) → (B,N,h/4,w/4)."""
+        return self.h_a(y_g)
+
+    def synthesize(self, y_hat: Tensor) -> Tensor:
+        """``x̂₁ = g_s(ŷ)`` from the inverse-gained latent."""
+        return self.g_s(y_hat)
+
+    # -- pieces -------------------------------------------------------------------
+    def _latents(self, x: Tensor, r: Tensor, cond: Dict[str, Any]):
+        y_g = self.gain.gain(self.analysis(x, **cond), r)
+        z_g = self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r)
+        return y_g, z_g
+
+    def _params(self, z_hat: Tensor, r: Tensor, size):
+        # h_s upsamples by 4; crop to the latent size (H, W need only be multiples of 16)
+        params = self.h_s(self.hyper_gain.inverse(z_hat, r))[..., : size[0], : size[1]]
+        return params.chunk(2, 1)
+
+    def forward(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
+        """Returns ``{"x_hat", "y_hat", "likelihoods": {"y", "z"}}``; the synthesis
+        sees straight-through-rounded latents, the likelihoods the noise proxy (training)."""
+        r = check_rate(rate, self.levels, x.shape[0], self.levels - 1)
+        y_g, z_g = self._latents(x, r, cond)
+        _, z_lik = self.entropy_bottleneck(z_g)
+        med = self.entropy_bottleneck._get_medians()
+        z_hat = quantize_ste(z_g - med) + med
+        scales, means = self._params(z_hat, r, y_g.shape[-2:])
+        _, y_lik = self.gaussian_conditional(y_g, scales, means=means)
+        y_hat = self.gain.inverse(quantize_ste(y_g - means) + means, r)
+        return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
+
+    def compress(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
+        """Returns ``{"strings": [y, z], "shape": latent size (H/16, W/16), "y_hat"}``
+        where ``y_hat`` is the latent the decoder will reconstruct (for ``x̂₁`` on the encoder)."""
+        r = check_rate(rate, self.levels, x.shape[0], self.levels - 1)
+        y_g, z_g = self._latents(x, r, cond)
+        z_strings = self.entropy_bottleneck.compress(z_g)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z_g.shape[-2:])
+        scales, means = self._params(z_hat, r, y_g.shape[-2:])
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_strings = self.gaussian_conditional.compress(y_g, indexes, means=means)
+        y_hat = self.gain.inverse(self.gaussian_conditional.quantize(y_g, "dequantize", means), r)
+        return {"strings": [y_strings, z_strings], "shape": y_g.shape[-2:], "y_hat": y_hat}
+
+    def decompress(self, strings: Sequence[Sequence[bytes]], shape, rate: RateLike = None) -> Dict[str, Tensor]:
+        """Decode ``[y, z]`` strings; returns ``{"x_hat", "y_hat"}`` (``x_hat`` not clamped)."""
+        z_hat = self.entropy_bottleneck.decompress(list(strings[1]), hyper_size(shape))
+        r = check_rate(rate, self.levels, z_hat.shape[0], self.levels - 1)
+        scales, means = self._params(z_hat, r, shape)
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        y_hat = self.gain.inverse(self.gaussian_conditional.decompress(list(strings[0]), indexes, means=means), r)
+        return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat}
+
+    @staticmethod
+    def widths_from_state_dict(state_dict: Mapping[str, Tensor], prefix: str = "") -> Dict[str, int]:
+        return {
+            "N": state_dict[prefix + "g_a.0.weight"].shape[0],
+            "M": state_dict[prefix + "g_a.6.weight"].shape[0],
+            "levels": state_dict[prefix + "gain.log_gain"].shape[0],
+        }
+
+
+class RDCVersatile(CompressionModel):
+    """The RDC versatile codec (registry key ``rdc-versatile``).
+
+    Args:
+        N, M: primary branch widths.
+        levels: gain levels ``L`` shared by both branches (rate in ``[0, L−1]``).
+        residual_N, residual_M: residual branch widths.
+        residual_layers: number of scalable residual layers ``K``.
+        default_rate: rate used when ``rate=None`` (the zoo's ``quality`` q sets ``q − 1``).
+        residual_group_sizes: optional channel count per residual layer.
+
+    Controls:
+        ``rate`` (primary) and ``residual_rate`` (default: same as ``rate``) are
+        floats in ``[0, L−1]``; ``layers`` in ``0..K``; ``beta`` in ``[0, 1]`` at decode.
+    """
+
+    def __init__(
+        self,
+        N: int = 96,
+        M: int = 160,
+        levels: int = 8,
+        residual_N: int = 48,
+        residual_M: int = 64,
+        residual_layers: int = 4,
+        default_rate: Optional[float] = None,
+        residual_group_sizes: Optional[Sequence[int]] = None,
+        residual_fuse_channels: int = 16,
+    ):
+        super().__init__()
+        self.primary = PrimaryBranch(N, M, levels)
+        self.residual = ResidualScalableBranch(
+            residual_N, residual_M, residual_layers, levels, residual_group_sizes, residual_fuse_channels, GAIN_RANGE
+        )
+        self.default_rate = float(levels - 1) if default_rate is None else default_rate
+        check_rate(self.default_rate, levels, 1, 0.0, name="default_rate")
+
+    # -- attributes of the shared contract ---------------------------------------
+    @property
+    def levels(self) -> int:
+        return self.primary.levels
+
+    @property
+    def residual_layers(self) -> int:
+        return self.residual.num_layers
+
+    @property
+    def downsampling_factor(self) -> int:
+        """Inputs need H and W multiples of 16 (the hyperprior is cropped to fit)."""
+        return 2**4
+
+    @staticmethod
+    def stream_shape(height: int, width: int):
+        """CompressAI ``shape`` of a padded (height, width) input: the latent size."""
+        return (height // 16, width // 16)
+
+    # -- controls -------------------------------------------------------------------
+    def _rates(self, batch: int, rate: RateLike, residual_rate: RateLike):
+        r = check_rate(rate, self.levels, batch, self.default_rate)
+        rho = r if residual_rate is None else check_rate(residual_rate, self.levels, batch, self.default_rate, name="residual_rate")
+        return r, rho
+
+    def check_controls(self, rate=None, residual_rate=None, layers=None, beta=0.0) -> None:
+        """Validate control values (used by :mod:`compressai_rdc.codec`)."""
+        self._rates(1, rate, residual_rate)
+        check_layers(layers, self.residual_layers)
+        check_beta(beta)
+
+    def _scalar(self, value: RateLike, name: str) -> Optional[float]:
+        if isinstance(value, Tensor):
+            if value.numel() != 1:
+                raise InvalidArgumentError(f"{name} must be one number when compressing (the stream stores a single value)")
+            value = float(value)
+        return value
+
+    def stream_controls(self, rate=None, residual_rate=None, layers=None) -> Dict[str, float]:
+        """Controls the decoder needs: the resolved ``rate`` and ``residual_rate``."""
+        rate = self.default_rate if rate is None else self._scalar(rate, "rate")
+        residual_rate = rate if residual_rate is None else self._scalar(residual_rate, "residual_rate")
+        return {"rate": float(rate), "residual_rate": float(residual_rate)}
+
+    @staticmethod
+    def substream_layers(num_groups: int, **controls: Any) -> List[int]:
+        """Layer tag of each string group: ``[y, z] → 0``, ``res_z → 1``, ``res_j → j``."""
+        return [0, 0] + ([1] + list(range(1, num_groups - 2)) if num_groups > 2 else [])
+
+    # -- CompressAI API --------------------------------------------------------------
+    def forward(self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None) -> Dict[str, Any]:
+        """Both branches, differentiably.
+
+        Args:
+            x: images (B, 3, H, W), H and W multiples of 16.
+            rate: primary rate, float in ``[0, L−1]`` or a (B,) tensor.
+            layers: residual layers ``0..K`` (default ``K``; 0 skips the residual).
+            residual_rate: residual rate (default: ``rate``).
+
+        Returns:
+            ``{"x_hat": x̂₁ + r̂, "x_hat_primary": x̂₁, "residual": r̂ or None,
+            "likelihoods": {"y", "z"[, "res_y", "res_z"]}, "likelihoods_primary",
+            "likelihoods_residual"}``.
+        """
+        k = check_layers(layers, self.residual_layers)
+        r, rho = self._rates(x.shape[0], rate, residual_rate)
+        p = self.primary(x, r)
+        x1 = p["x_hat"]
+        out: Dict[str, Any] = {"x_hat": x1, "x_hat_primary": x1, "residual": None,
+                               "likelihoods_primary": p["likelihoods"], "likelihoods_residual": {}}
+        if k > 0:
+            res = self.residual(x, x1, rho, k)
+            out.update(x_hat=x1 + res["r_hat"], residual=res["r_hat"], likelihoods_residual=res["likelihoods"])
+        out["likelihoods"] = {**out["likelihoods_primary"], **out["likelihoods_residual"]}
+        return out
+
+    def compress(self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None) -> Dict[str, Any]:
+        """Encode both branches.
+
+        Returns:
+            ``{"strings": [y, z, res_z, res_1, ..., res_k], "shape": latent size (H/16, W/16)}``
+            (``[y, z]`` only when ``layers=0``); each entry is a list of B byte strings.
+        """
+        k = check_layers(layers, self.residual_layers)
+        r, rho = self._rates(x.shape[0], self._scalar(rate, "rate"), self._scalar(residual_rate, "residual_rate"))
+        p = self.primary.compress(x, r)
+        strings = list(p["strings"])
+        if k > 0:
+            x1 = self.primary.synthesize(p["y_hat"])
+            strings += self.residual.compress(x, x1, rho, k)["strings"]
+        return {"strings": strings, "shape": p["shape"]}
+
+    def decompress(
+        self,
+        strings: Sequence[Sequence[bytes]],
+        shape,
+        rate: RateLike = None,
+        beta: float = 0.0,
+        layers: Optional[int] = None,
+        residual_rate: RateLike = None,
+    ) -> Dict[str, Tensor]:
+        """Decode ``x̄ = x̂₁ + (1 − β)·r̂`` from the first ``layers`` residual layers.
+
+        ``beta=1`` or ``layers=0`` decodes the primary substreams only.
+        """
+        if not isinstance(strings, (list, tuple)) or len(strings) < 2 or len(strings) == 3:
+            raise InvalidArgumentError("strings must be [y, z] or [y, z, res_z, res_1, ...]")
+        available = max(len(strings) - 3, 0)
+        if available > self.residual_layers:
+            raise InvalidArgumentError(f"{available} residual layer strings; this model has {self.residual_layers}")
+        k = check_layers(layers, available)
+        beta = check_beta(beta)
+        batch = len(strings[0])
+        r, rho = self._rates(batch, rate, residual_rate)
+        p = self.primary.decompress(strings[:2], shape, r)
+        x1 = p["x_hat"]
+        if k == 0 or beta == 1.0:
+            return {"x_hat": x1.clamp_(0, 1)}
+        r_hat = self.residual.decompress(list(strings[2 : 3 + k]), shape, x1, rho)["r_hat"]
+        return {"x_hat": (x1 + (1.0 - beta) * r_hat).clamp_(0, 1)}
+
+    # -- container bytes --------------------------------------------------------------
+    def encode(self, x: Tensor, rate: Optional[float] = None, layers: Optional[int] = None, residual_rate: Optional[float] = None) -> bytes:
+        """Container bytes of ``x`` (any size); see :func:`compressai_rdc.codec.encode`."""
+        from compressai_rdc import codec
+
+        return codec.encode(self, x, rate=rate, layers=layers, residual_rate=residual_rate)
+
+    def decode(self, data: bytes, beta: float = 0.0, layers: Optional[int] = None) -> Tensor:
+        """``x̄`` (B, 3, H, W) from container bytes; ``beta`` and ``layers`` chosen now."""
+        from compressai_rdc import codec
+
+        return codec.decode(data, self, beta=beta, layers=layers)
+
+    @staticmethod
+    def truncate(data: bytes, layers: int) -> bytes:
+        """Drop residual layers > ``layers`` without decoding; see :func:`compressai_rdc.codec.truncate`."""
+        from compressai_rdc import codec
+
+        return codec.truncate(data, layers)
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, Tensor], **kwargs: Any) -> "RDCVersatile":
+        """Rebuild a model whose widths, ``L`` and ``K`` are inferred from tensor shapes."""
+        p = PrimaryBranch.widths_from_state_dict(state_dict, "primary.")
+        r = ResidualScalableBranch.widths_from_state_dict(state_dict, "residual.")
+        ctor = dict(
+            N=p["N"], M=p["M"], levels=p["levels"], residual_N=r["N"], residual_M=r["M"],
+            residual_layers=r["layers"], residual_group_sizes=r["group_sizes"], residual_fuse_channels=r["fuse_channels"],
+        )
+        ctor.update(kwargs)
+        net = cls(**ctor)
+        net.load_state_dict(state_dict)
+        return net

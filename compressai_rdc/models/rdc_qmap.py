@@ -1,0 +1,166 @@
+"""RDC with a quality map: ROI bit allocation, decode-time β and target rate in one model.
+
+The RDC primary branch (:class:`~compressai_rdc.models.rdc.PrimaryBranch`:
+mean-scale hyperprior with channel gain units) gets HEVRC's conditional
+encoder: its analysis and hyper-analysis transforms are the SFT-conditioned
+ones of :mod:`compressai_rdc.models.hevrc`. The scalable residual branch is
+RDC's own. The gain ``rate`` sets the overall rate, the map ``q`` moves bits
+between regions, and ``β`` / ``layers`` pick the cognition–distortion point at
+decode time::
+
+                 q (B,1,H,W)            rate r
+                   │  │                   │
+    x ─► g_a(x, q) ┘  └─ h_a(y·g, q) ─► ×g_z(r) ─► ẑ ─► μ,σ
+            │                                            │
+            └─► ×g(r) ─────────────────────────────► ŷ ─► g_s ─► x̂₁ ─► residual branch (layers, β)
+
+The map is not transmitted: the decoder reads ``ŷ`` and ``ẑ`` only, so a stream
+decodes exactly like an ``rdc-versatile`` stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from torch import Tensor
+
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.layers.gain import RateLike
+from compressai_rdc.models.hevrc import QmapConditionedAnalysis, QmapConditionedHyperAnalysis, QmapLike, check_qmap
+from compressai_rdc.models.rdc import PrimaryBranch, RDCVersatile
+from compressai_rdc.models.residual import ResidualScalableBranch, check_layers
+
+__all__ = ["QmapPrimaryBranch", "RDCQmap"]
+
+
+class QmapPrimaryBranch(PrimaryBranch):
+    """RDC primary branch whose ``g_a`` and ``h_a`` are SFT-conditioned on a quality map.
+
+    Args:
+        N, M, levels, gain_range: as :class:`~compressai_rdc.models.rdc.PrimaryBranch`.
+        cond_channels: channels of the SFT condition networks.
+
+    Conditioning keyword: ``qmap`` ``(B, 1, H, W)`` in [0, 1] (already validated).
+    """
+
+    def __init__(self, N: int = 128, M: int = 192, levels: int = 8, gain_range=(0.125, 1.0), cond_channels: int = 32):
+        super().__init__(N, M, levels, gain_range)
+        self.cond_channels = cond_channels
+        self.g_a = QmapConditionedAnalysis(N, M, cond_channels)
+        self.h_a = QmapConditionedHyperAnalysis(N, M, cond_channels)
+
+    def analysis(self, x: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
+        if qmap is None:
+            qmap = check_qmap(None, x)
+        return self.g_a(x, qmap)
+
+    def hyper_analysis(self, y_g: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
+        if qmap is None:
+            qmap = y_g.new_full((y_g.shape[0], 1, *y_g.shape[-2:]), 0.5)
+        return self.h_a(y_g, qmap)
+
+    @staticmethod
+    def widths_from_state_dict(state_dict: Mapping[str, Tensor], prefix: str = "") -> Dict[str, int]:
+        return {
+            "N": state_dict[prefix + "g_a.convs.0.weight"].shape[0],
+            "M": state_dict[prefix + "g_a.convs.3.weight"].shape[0],
+            "levels": state_dict[prefix + "gain.log_gain"].shape[0],
+            "cond_channels": state_dict[prefix + "g_a.cond_in.0.weight"].shape[0],
+        }
+
+
+class RDCQmap(RDCVersatile):
+    """``rdc-qmap``: :class:`~compressai_rdc.models.rdc.RDCVersatile` with a quality-map-conditioned primary branch.
+
+    Args:
+        N, M, levels, residual_N, residual_M, residual_layers, default_rate,
+        residual_group_sizes, residual_fuse_channels: as ``RDCVersatile``.
+        cond_channels: channels of the SFT condition networks.
+        default_qmap: uniform quality used when no map is given.
+
+    Controls:
+        ``rate``, ``residual_rate``, ``layers`` (encode), ``beta``, ``layers``
+        (decode) as ``rdc-versatile``; ``qmap`` (encode only) ``(B, 1, H, W)``
+        in [0, 1], a float, or ``None`` (uniform ``default_qmap``).
+    """
+
+    #: zoo qualities; quality q selects gain level q − 1, as for rdc-versatile
+    QUALITIES = tuple(range(1, 9))
+
+    def __init__(
+        self,
+        N: int = 96,
+        M: int = 160,
+        levels: int = 8,
+        residual_N: int = 64,
+        residual_M: int = 96,
+        residual_layers: int = 4,
+        default_rate: Optional[float] = None,
+        residual_group_sizes: Optional[Sequence[int]] = None,
+        residual_fuse_channels: int = 16,
+        cond_channels: int = 32,
+        default_qmap: float = 0.5,
+    ):
+        super().__init__(N, M, levels, residual_N, residual_M, residual_layers, default_rate, residual_group_sizes, residual_fuse_channels)
+        self.primary = QmapPrimaryBranch(N, M, levels, cond_channels=cond_channels)
+        if not 0.0 <= default_qmap <= 1.0:
+            raise InvalidArgumentError(f"default_qmap {default_qmap} is outside [0, 1]")
+        self.default_qmap = float(default_qmap)
+
+    @staticmethod
+    def quality_kwargs(quality: int) -> Dict[str, float]:
+        """Zoo quality ``q`` → default gain level ``q − 1``."""
+        return {"default_rate": float(quality - 1)}
+
+    def _qmap(self, x: Tensor, qmap: QmapLike) -> Tensor:
+        return check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
+
+    def forward(
+        self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None, qmap: QmapLike = None
+    ) -> Dict[str, Any]:
+        """As :meth:`RDCVersatile.forward <compressai_rdc.models.rdc.RDCVersatile.forward>`, with the map ``qmap``."""
+        k = check_layers(layers, self.residual_layers)
+        r, rho = self._rates(x.shape[0], rate, residual_rate)
+        p = self.primary(x, r, qmap=self._qmap(x, qmap))
+        x1 = p["x_hat"]
+        out: Dict[str, Any] = {"x_hat": x1, "x_hat_primary": x1, "residual": None,
+                               "likelihoods_primary": p["likelihoods"], "likelihoods_residual": {}}
+        if k > 0:
+            res = self.residual(x, x1, rho, k)
+            out.update(x_hat=x1 + res["r_hat"], residual=res["r_hat"], likelihoods_residual=res["likelihoods"])
+        out["likelihoods"] = {**out["likelihoods_primary"], **out["likelihoods_residual"]}
+        return out
+
+    def compress(
+        self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None, qmap: QmapLike = None
+    ) -> Dict[str, Any]:
+        """As :meth:`RDCVersatile.compress <compressai_rdc.models.rdc.RDCVersatile.compress>`; the map is not stored."""
+        k = check_layers(layers, self.residual_layers)
+        r, rho = self._rates(x.shape[0], self._scalar(rate, "rate"), self._scalar(residual_rate, "residual_rate"))
+        p = self.primary.compress(x, r, qmap=self._qmap(x, qmap))
+        strings = list(p["strings"])
+        if k > 0:
+            x1 = self.primary.synthesize(p["y_hat"])
+            strings += self.residual.compress(x, x1, rho, k)["strings"]
+        return {"strings": strings, "shape": p["shape"]}
+
+    def stream_controls(self, rate=None, residual_rate=None, layers=None, qmap=None) -> Dict[str, float]:
+        """Controls the decoder needs (the map is not one of them)."""
+        return super().stream_controls(rate, residual_rate, layers)
+
+    def check_controls(self, rate=None, residual_rate=None, layers=None, beta=0.0, qmap=None) -> None:
+        super().check_controls(rate, residual_rate, layers, beta)
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, Tensor], **kwargs: Any) -> "RDCQmap":
+        """Rebuild the model, inferring widths, ``L``, ``K`` and ``cond_channels`` from tensor shapes."""
+        p = QmapPrimaryBranch.widths_from_state_dict(state_dict, "primary.")
+        r = ResidualScalableBranch.widths_from_state_dict(state_dict, "residual.")
+        ctor = dict(
+            N=p["N"], M=p["M"], levels=p["levels"], cond_channels=p["cond_channels"], residual_N=r["N"], residual_M=r["M"],
+            residual_layers=r["layers"], residual_group_sizes=r["group_sizes"], residual_fuse_channels=r["fuse_channels"],
+        )
+        ctor.update(kwargs)
+        net = cls(**ctor)
+        net.load_state_dict(state_dict)
+        return net

@@ -1,0 +1,229 @@
+"""The scalable residual branch of the RDC codec (Liu et al., 2024, §3.3).
+
+Codes the residual ``r = x − x̂₁`` between an image and a first reconstruction
+``x̂₁`` (any base codec). The encoder sees ``x`` and ``x̂₁``; the decoder sees
+``x̂₁`` and the residual substreams. The residual latent is split into ``K``
+ordered channel groups, each its own substream; a hyperprior ``z`` (its own
+substream) predicts mean and scale of every group, so decoding only the first
+``k ≤ K`` groups is valid: the missing groups take their predicted means.
+The entropy model never depends on ``x̂₁``, so small floating-point
+differences of ``x̂₁`` between encoder and decoder cannot break decoding.
+
+::
+
+    x, x̂₁ ─► cat(x−x̂₁, x̂₁) ─► g_a ─► y ─► ×g(ρ) ─┬─► h_a ─► ×g_z(ρ) ─► Q ─► ẑ ──┐ substream "res z"
+                                                  │                              ▼ h_s(ẑ·g'_z)
+                                                  │                      μ, σ of all groups
+                                                  ▼                              │
+                          groups y⁽¹⁾ … y⁽ᴷ⁾ ─► Q ─► substreams 1..K ◄───────────┘
+    decoder:  ŷ⁽ʲ⁾ for j ≤ k, μ⁽ʲ⁾ for j > k ─► ×g'(ρ) ─► g_s ─► r₀
+              r̂ = r₀ + fuse(cat(r₀, x̂₁))
+
+``ρ`` is the residual rate (a :class:`~compressai_rdc.layers.gain.ChannelGainUnit`
+level), so the residual's bitrate is controllable like the primary's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models.utils import conv, deconv
+from compressai.ops import quantize_ste
+from torch import Tensor, nn
+
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
+
+__all__ = ["ResidualScalableBranch", "split_sizes"]
+
+
+def split_sizes(channels: int, layers: int) -> List[int]:
+    """Channel counts of ``layers`` ordered groups covering ``channels`` (as equal as possible)."""
+    if not (1 <= layers <= channels):
+        raise InvalidArgumentError(f"layers={layers} must be in 1..{channels} (the residual latent's channels)")
+    base, extra = divmod(channels, layers)
+    return [base + (1 if i < extra else 0) for i in range(layers)]
+
+
+def check_layers(layers: Optional[int], available: int, *, name: str = "layers") -> int:
+    """``layers`` as an int in ``0..available`` (``None`` = ``available``)."""
+    if layers is None:
+        return available
+    if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
+        raise InvalidArgumentError(f"{name}={layers!r} is invalid; valid: 0..{available}")
+    return layers
+
+
+class ResidualScalableBranch(nn.Module):
+    """Scalable, rate-controllable coder of ``r = x − x̂₁`` given ``x̂₁``.
+
+    Args:
+        N: hidden channels of the transforms.
+        M: channels of the residual latent (split into ``layers`` groups).
+        layers: number of ordered refinement layers ``K``.
+        levels: gain levels ``L`` of the residual rate control.
+        group_sizes: explicit channel count of each layer (sums to ``M``);
+            default: :func:`split_sizes`.
+        fuse_channels: width of the full-resolution fusion with ``x̂₁``.
+        gain_range: initial (lowest, highest) gain of the residual gain units.
+    """
+
+    def __init__(
+        self,
+        N: int = 48,
+        M: int = 64,
+        layers: int = 4,
+        levels: int = 8,
+        group_sizes: Optional[Sequence[int]] = None,
+        fuse_channels: int = 16,
+        gain_range: Tuple[float, float] = (2.0, 64.0),
+    ):
+        super().__init__()
+        sizes = list(group_sizes) if group_sizes is not None else split_sizes(M, layers)
+        if len(sizes) != layers or sum(sizes) != M or min(sizes) < 1:
+            raise InvalidArgumentError(f"group_sizes={sizes} must be {layers} positive counts summing to M={M}")
+        self.N, self.M, self.levels, self.fuse_channels = N, M, levels, fuse_channels
+        self.g_a = nn.Sequential(
+            conv(6, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M),
+        )
+        self.h_a = nn.Sequential(
+            conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
+            conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N),
+        )
+        self.h_s = nn.Sequential(
+            deconv(N, M), nn.LeakyReLU(inplace=True),
+            deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
+            conv(M * 3 // 2, M * 2, stride=1, kernel_size=3),
+        )
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        self.fuse = nn.Sequential(
+            conv(6, fuse_channels, kernel_size=3, stride=1), nn.LeakyReLU(inplace=True),
+            conv(fuse_channels, 3, kernel_size=3, stride=1),
+        )
+        self.gain = ChannelGainUnit(M, levels, gain_range)
+        self.hyper_gain = ChannelGainUnit(N, levels, gain_range)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+        #: channel count of each refinement layer (persisted so widths can be inferred)
+        self.register_buffer("group_sizes", torch.tensor(sizes, dtype=torch.int64))
+
+    # -- properties -------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        """Number of refinement layers ``K``."""
+        return int(self.group_sizes.numel())
+
+    def _sizes(self) -> List[int]:
+        return [int(s) for s in self.group_sizes.tolist()]
+
+    def _channel_mask(self, layers: int, like: Tensor) -> Tensor:
+        keep = sum(self._sizes()[:layers])
+        mask = torch.zeros(1, self.M, 1, 1, dtype=like.dtype, device=like.device)
+        mask[:, :keep] = 1
+        return mask
+
+    # -- shared pieces ------------------------------------------------------------
+    def _encode_latents(self, x: Tensor, x_hat1: Tensor, rho: Tensor):
+        y = self.g_a(torch.cat([x - x_hat1, x_hat1], dim=1))
+        y_g = self.gain.gain(y, rho)
+        z_g = self.hyper_gain.gain(self.h_a(y_g), rho)
+        return y_g, z_g
+
+    def _params(self, z_hat: Tensor, rho: Tensor, size):
+        params = self.h_s(self.hyper_gain.inverse(z_hat, rho))[..., : size[0], : size[1]]
+        return params.chunk(2, 1)
+
+    def synthesize(self, y_hat_g: Tensor, x_hat1: Tensor, rho: Tensor) -> Tensor:
+        """Residual ``r̂`` (B, 3, H, W) from the gained latent and ``x̂₁``."""
+        r0 = self.g_s(self.gain.inverse(y_hat_g, rho))
+        return r0 + self.fuse(torch.cat([r0, x_hat1], dim=1))
+
+    # -- CompressAI-style API ----------------------------------------------------
+    def forward(self, x: Tensor, x_hat1: Tensor, rate: RateLike = None, layers: Optional[int] = None) -> Dict[str, Any]:
+        """Training/analysis pass.
+
+        Args:
+            x: images (B, 3, H, W).
+            x_hat1: base reconstruction (B, 3, H, W).
+            rate: residual rate in ``[0, L-1]`` or a (B,) tensor (default ``L-1``).
+            layers: refinement layers used, ``1..K`` (default ``K``).
+
+        Returns:
+            ``{"r_hat": (B,3,H,W), "likelihoods": {"res_y": first layers' channels, "res_z"}}``.
+            Synthesis sees straight-through-rounded latents; likelihoods use
+            the noise proxy in training mode.
+        """
+        K = self.num_layers
+        k = check_layers(layers, K)
+        if k == 0:
+            raise InvalidArgumentError("layers=0 codes no residual; skip the branch instead")
+        rho = check_rate(rate, self.levels, x.shape[0], self.levels - 1, name="residual rate")
+        y_g, z_g = self._encode_latents(x, x_hat1, rho)
+        _, z_lik = self.entropy_bottleneck(z_g)
+        med = self.entropy_bottleneck._get_medians()
+        z_hat = quantize_ste(z_g - med) + med
+        scales, means = self._params(z_hat, rho, y_g.shape[-2:])
+        _, y_lik = self.gaussian_conditional(y_g, scales, means=means)
+        y_hat_g = quantize_ste(y_g - means) + means
+        if k < K:
+            mask = self._channel_mask(k, y_hat_g)
+            y_hat_g = y_hat_g * mask + means * (1 - mask)
+            y_lik = y_lik[:, : sum(self._sizes()[:k])]
+        return {"r_hat": self.synthesize(y_hat_g, x_hat1, rho), "likelihoods": {"res_y": y_lik, "res_z": z_lik}}
+
+    def compress(self, x: Tensor, x_hat1: Tensor, rate: RateLike = None, layers: Optional[int] = None) -> Dict[str, Any]:
+        """Encode ``r = x − x̂₁``.
+
+        Returns:
+            ``{"strings": [res_z, layer 1, ..., layer k], "shape": latent size (H/16, W/16)}``,
+            each entry a list of B byte strings.
+        """
+        k = check_layers(layers, self.num_layers)
+        rho = check_rate(rate, self.levels, x.shape[0], self.levels - 1, name="residual rate")
+        y_g, z_g = self._encode_latents(x, x_hat1, rho)
+        z_strings = self.entropy_bottleneck.compress(z_g)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z_g.shape[-2:])
+        scales, means = self._params(z_hat, rho, y_g.shape[-2:])
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        strings = [z_strings]
+        for y_j, i_j, m_j in zip(*(t.split(self._sizes()[:k], dim=1) for t in (y_g, indexes, means))):
+            strings.append(self.gaussian_conditional.compress(y_j, i_j, means=m_j))
+        return {"strings": strings, "shape": y_g.shape[-2:]}
+
+    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int], x_hat1: Tensor, rate: RateLike = None) -> Dict[str, Tensor]:
+        """Decode ``strings = [res_z, layer 1, ..., layer k]`` (any ``1 ≤ k ≤ K``).
+
+        Returns:
+            ``{"r_hat": (B, 3, H, W)}``; layers not present take their predicted means.
+        """
+        k = len(strings) - 1
+        if not (1 <= k <= self.num_layers):
+            raise InvalidArgumentError(f"expected res_z plus 1..{self.num_layers} layer strings, got {len(strings)} strings")
+        rho = check_rate(rate, self.levels, x_hat1.shape[0], self.levels - 1, name="residual rate")
+        h, w = (int(s) for s in shape)
+        z_hat = self.entropy_bottleneck.decompress(list(strings[0]), ((h + 3) // 4, (w + 3) // 4))
+        scales, means = self._params(z_hat, rho, (h, w))
+        indexes = self.gaussian_conditional.build_indexes(scales)
+        parts = []
+        for j, (i_j, m_j) in enumerate(zip(indexes.split(self._sizes(), 1), means.split(self._sizes(), 1))):
+            parts.append(self.gaussian_conditional.decompress(list(strings[1 + j]), i_j, means=m_j) if j < k else m_j)
+        return {"r_hat": self.synthesize(torch.cat(parts, dim=1), x_hat1, rho)}
+
+    @staticmethod
+    def widths_from_state_dict(state_dict: Mapping[str, Tensor], prefix: str = "") -> Dict[str, Any]:
+        """Constructor kwargs inferred from tensor shapes (``prefix`` e.g. ``"residual."``)."""
+        sizes = state_dict[prefix + "group_sizes"].tolist()
+        return {
+            "N": state_dict[prefix + "g_a.0.weight"].shape[0],
+            "M": state_dict[prefix + "g_a.6.weight"].shape[0],
+            "layers": len(sizes),
+            "group_sizes": [int(s) for s in sizes],
+            "levels": state_dict[prefix + "gain.log_gain"].shape[0],
+            "fuse_channels": state_dict[prefix + "fuse.0.weight"].shape[0],
+        }

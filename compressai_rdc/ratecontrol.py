@@ -1,0 +1,459 @@
+"""Target-rate encoding: find the control value that meets a bpp target, then code once.
+
+Every variable-rate codec in the toolkit has one scalar control whose rate is
+monotone: the continuous gain ``rate ∈ [0, L−1]`` of ``rdc-versatile`` /
+``rdc-qmap``, or the level ``t ∈ [0, 2]`` of the quality-map mapping Γ
+(:mod:`compressai_rdc.qmap.gamma`; HEVRC §4.3 searches τ or ρ). The search
+uses the rate *estimated* from the model's likelihoods (no entropy coding),
+then entropy-codes once and measures the real container size::
+
+    x ──> RateControl(model, x) ── bpp_est(p) = Σ −log₂ P / (H·W)  (+ container overhead)
+              │ bracket: est(split) → side → est(end)   (target outside → RateRangeError)
+              │ scipy brentq on log est(p) − log target  (or golden-section, HEVRC)
+              ▼
+          codec.encode(model, x, **controls(p*)) ── actual bpp from the bytes
+              │ |actual − target| > tol ?  re-solve once with the measured overhead
+              ▼
+          bytes, TargetReport
+
+Models opt in by duck typing, in this order:
+
+1. ``model.rate_control(x, **fixed) -> RateControl`` (full control, e.g. to
+   cache the analysis transform between evaluations);
+2. ``compress`` accepts ``rate`` and the model has ``levels`` → the gain ``rate``;
+3. ``compress`` accepts ``qmap`` → the Γ level of a quality-map strategy.
+
+``model.rate_likelihoods(x, **controls)`` (optional) returns the likelihoods
+without running the synthesis transform; otherwise ``forward`` is used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from scipy import optimize
+from torch import Tensor, nn
+
+from compressai_rdc.errors import InvalidArgumentError, RDCError
+
+__all__ = [
+    "RateControl",
+    "RateRangeError",
+    "SearchResult",
+    "TargetReport",
+    "estimate_bpp",
+    "encode_to_target",
+    "rate_control",
+    "search_control",
+    "search_rate",
+]
+
+
+class RateRangeError(RDCError, ValueError):
+    """The target rate is outside what the model can reach for this image."""
+
+
+@dataclass
+class RateControl:
+    """A monotone scalar control of one model's rate on one image.
+
+    Attributes:
+        name: name of the searched parameter (``"rate"``, ``"level"``).
+        bounds: ``(lo, hi)``; the estimated rate increases from ``lo`` to ``hi``.
+        estimate: ``p -> estimated bpp`` (likelihood based, no entropy coding).
+        controls: ``p -> keyword controls`` for :func:`compressai_rdc.codec.encode`.
+        split: optional point evaluated first (HEVRC: ``q = v``, the border of
+            the τ and ρ branches); only the side holding the target is searched.
+    """
+
+    name: str
+    bounds: Tuple[float, float]
+    estimate: Callable[[float], float]
+    controls: Callable[[float], Dict[str, Any]]
+    split: Optional[float] = None
+    #: estimates already computed, ``p -> bpp`` (shared by repeated searches)
+    cache: Dict[float, float] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    """Outcome of :func:`search_rate`."""
+
+    control: str
+    value: float
+    controls: Dict[str, Any]
+    estimated_bpp: float  #: estimate at ``value`` plus the overhead the search assumed
+    evaluations: int  #: model evaluations (cached values are not counted again)
+    history: List[Tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class TargetReport:
+    """What :func:`encode_to_target` did: the control found and the real rate."""
+
+    target_bpp: float
+    actual_bpp: float
+    estimated_bpp: float
+    control: str
+    value: float
+    evaluations: int
+    encodes: int
+    seconds: float
+
+    @property
+    def relative_error(self) -> float:
+        """``(actual − target) / target``."""
+        return (self.actual_bpp - self.target_bpp) / self.target_bpp
+
+
+# -----------------------------------------------------------------------------
+# Estimated rate
+# -----------------------------------------------------------------------------
+def _accepts(fn, name: str) -> bool:
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def estimate_bpp(model: nn.Module, x: Tensor, num_pixels: int, **controls: Any) -> float:
+    """Rate in bits per pixel estimated from the model's likelihoods (eval mode).
+
+    Args:
+        model: CompressAI model in eval mode.
+        x: padded input ``(1, 3, Hp, Wp)``.
+        num_pixels: pixels of the original (unpadded) image.
+        **controls: passed to ``rate_likelihoods`` / ``forward``.
+    """
+    with torch.no_grad():
+        hook = getattr(model, "rate_likelihoods", None)
+        likelihoods = hook(x, **controls) if hook is not None else model(x, **controls)["likelihoods"]
+    return _bits(likelihoods) / num_pixels
+
+
+def _bits(likelihoods: Any) -> float:
+    return sum(float(torch.log(lk.clamp_min(1e-9)).sum()) for lk in _flatten(likelihoods)) / -math.log(2)
+
+
+def _flatten(likelihoods: Any) -> List[Tensor]:
+    if isinstance(likelihoods, Tensor):
+        return [likelihoods]
+    if isinstance(likelihoods, dict):
+        return [t for v in likelihoods.values() for t in _flatten(v)]
+    if isinstance(likelihoods, (list, tuple)):
+        return [t for v in likelihoods for t in _flatten(v)]
+    raise InvalidArgumentError(f"cannot read likelihoods of type {type(likelihoods).__name__}")
+
+
+# -----------------------------------------------------------------------------
+# Controls of the built-in model families
+# -----------------------------------------------------------------------------
+def _padded(model: nn.Module, x: Tensor) -> Tuple[Tensor, Tuple[int, int, int, int]]:
+    from compressai_rdc.codec import pad_multiple
+    from compressai_rdc.utils.padding import pad_to_multiple
+
+    return pad_to_multiple(x, pad_multiple(model))
+
+
+def _gain_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateControl:
+    xp, pad = _padded(model, x)
+    n = x.shape[-2] * x.shape[-1]
+    hi = float(model.levels - 1)
+    estimate = None
+    if fixed.get("layers", None) == 0 and hasattr(model, "primary") and hasattr(model.primary, "analysis"):
+        estimate = _cached_primary_estimate(model, xp, pad, n, fixed)
+    if estimate is None:
+        estimate = lambda r: estimate_bpp(model, xp, n, rate=float(r), **fixed)  # noqa: E731
+    return RateControl(name="rate", bounds=(0.0, hi), estimate=estimate, controls=lambda r: dict(fixed, rate=float(r)))
+
+
+def _cached_primary_estimate(model: nn.Module, xp: Tensor, pad, n: int, fixed: Dict[str, Any]):
+    """Primary-only rate of an RDC model with the analysis transform run once.
+
+    The gain ``rate`` acts after ``g_a`` (RDC §3.2), so every evaluation
+    after the first costs only the hyperprior: the search is a fraction of
+    one encode. Mirrors :meth:`compressai_rdc.models.rdc.PrimaryBranch.forward`
+    in eval mode (rounded latents)."""
+    from compressai_rdc.layers.gain import check_rate
+
+    prim = model.primary
+    cond = {}
+    if fixed.get("qmap") is not None:
+        cond["qmap"] = model._qmap(xp, fixed["qmap"])
+    with torch.no_grad():
+        y = prim.analysis(xp, **cond)
+
+    def estimate(r: float) -> float:
+        rt = check_rate(float(r), prim.levels, 1, 0.0)
+        with torch.no_grad():
+            y_g = prim.gain.gain(y, rt)
+            z_g = prim.hyper_gain.gain(prim.hyper_analysis(y_g, **cond), rt)
+            z_hat, z_lik = prim.entropy_bottleneck(z_g)
+            scales, means = prim._params(z_hat, rt, y_g.shape[-2:])
+            _, y_lik = prim.gaussian_conditional(y_g, scales, means=means)
+        return _bits([y_lik, z_lik]) / n
+
+    return estimate
+
+
+def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateControl:
+    from compressai_rdc.qmap.gamma import LEVEL_RANGE, gamma_level
+
+    fixed = dict(fixed)
+    importance = fixed.pop("importance", None)
+    strategy = fixed.pop("qmap_strategy", None)
+    if importance is None:
+        from compressai_rdc.qmap import create_strategy
+        from compressai_rdc.qmap.strategies import QmapStrategy
+
+        if strategy is None:
+            strategy = "uniform"
+        if isinstance(strategy, str):
+            options = {"block": getattr(model, "stride", 16)} if strategy in ("icm", "inverse-icm", "blended") else {}
+            strategy = create_strategy(strategy, **options)
+        if not callable(strategy):
+            raise InvalidArgumentError(f"qmap_strategy must be a registered name or a callable, got {strategy!r}")
+        importance = strategy(x)
+    importance = importance.to(x)
+    xp, pad = _padded(model, x)
+    n = x.shape[-2] * x.shape[-1]
+
+    def qmap(t: float) -> Tensor:
+        return gamma_level(importance, float(t))
+
+    return RateControl(
+        name="level",
+        bounds=LEVEL_RANGE,
+        estimate=lambda t: estimate_bpp(model, xp, n, qmap=F.pad(qmap(t), pad, mode="replicate"), **fixed),
+        controls=lambda t: dict(fixed, qmap=qmap(t)),
+        split=1.0,
+    )
+
+
+def rate_control(model: nn.Module, x: Tensor, *, control: str = "auto", **fixed: Any) -> RateControl:
+    """The scalar rate control of ``model`` on image ``x`` ``(1, 3, H, W)``.
+
+    Args:
+        model: the codec (eval mode).
+        x: one image ``(1, 3, H, W)`` in [0, 1].
+        control: ``"rate"`` (continuous gain), ``"level"`` (quality-map Γ
+            level) or ``"auto"`` (the model's hook, else ``rate`` if the model
+            has gain levels, else ``level``). A gain search on a model that
+            also takes a map (``rdc-qmap``) codes the map ``q = v`` of the
+            strategy: the map places the bits, the gain sets their number.
+        **fixed: controls held fixed during the search (``layers``, ...);
+            for ``level`` also ``qmap_strategy`` (name or callable) or a
+            precomputed ``importance`` ``(1, 1, H, W)``.
+
+    Raises:
+        InvalidArgumentError: the model has no such control.
+    """
+    if control not in ("auto", "rate", "level"):
+        raise InvalidArgumentError(f"control {control!r} is invalid; valid: auto, rate, level")
+    hook = getattr(model, "rate_control", None)
+    if control == "auto" and hook is not None:
+        return hook(x, **fixed)
+    has_rate = _accepts(model.compress, "rate") and hasattr(model, "levels")
+    has_qmap = _accepts(model.compress, "qmap")
+    if control == "auto":
+        control = "rate" if has_rate else "level"
+    if control == "rate" and has_rate:
+        if "qmap_strategy" in fixed or "importance" in fixed:
+            if not has_qmap:
+                raise InvalidArgumentError(f"qmap_strategy/importance are invalid for {type(model).__name__}: it takes no quality map")
+            fixed = _fixed_qmap(model, x, fixed)
+        return _gain_control(model, x, fixed)
+    if control == "level" and has_qmap:
+        return _qmap_control(model, x, fixed)
+    valid = [n for n, ok in (("rate", has_rate), ("level", has_qmap)) if ok]
+    raise InvalidArgumentError(
+        f"{type(model).__name__} has no {control!r} rate control for target-bpp encoding; "
+        f"valid: {', '.join(valid) or 'none (the model has a single rate; pick another quality)'}"
+    )
+
+
+def _fixed_qmap(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> Dict[str, Any]:
+    """For a gain search on a quality-map model: the map at ``q = v`` of the strategy."""
+    ctl = _qmap_control(model, x, fixed)
+    return ctl.controls(1.0)
+
+
+# -----------------------------------------------------------------------------
+# Search
+# -----------------------------------------------------------------------------
+class _Found(Exception):
+    def __init__(self, p: float):
+        self.p = p
+
+
+def search_rate(
+    ctl: RateControl,
+    target_bpp: float,
+    *,
+    method: str = "brent",
+    rtol: float = 0.005,
+    overhead_bpp: float = 0.0,
+    max_evaluations: int = 40,
+) -> SearchResult:
+    """Find ``p`` with ``estimate(p) + overhead_bpp ≈ target_bpp``.
+
+    Args:
+        ctl: the control (:func:`rate_control`).
+        target_bpp: the target (> 0).
+        method: ``"brent"`` (scipy ``brentq`` root finding on the log-rate
+            difference; fewest evaluations) or ``"golden"`` (scipy bounded
+            minimisation of ``|log est − log target|``: golden-section search
+            with parabolic steps, as HEVRC §4.3).
+        rtol: stop as soon as the estimate is within this relative distance.
+        overhead_bpp: bits per pixel the container adds to the estimate.
+        max_evaluations: bound on model evaluations.
+
+    Raises:
+        RateRangeError: the target is outside ``[estimate(lo), estimate(hi)]``;
+            the message states the range.
+    """
+    if not (isinstance(target_bpp, (int, float)) and math.isfinite(target_bpp) and target_bpp > 0):
+        raise InvalidArgumentError(f"target bpp must be a positive number, got {target_bpp!r}")
+    if method not in ("brent", "golden"):
+        raise InvalidArgumentError(f"method {method!r} is invalid; valid: brent, golden")
+    history: List[Tuple[float, float]] = []
+    evaluations = 0
+
+    def est(p: float) -> float:
+        nonlocal evaluations
+        p = float(p)
+        if p not in ctl.cache:
+            if evaluations >= max_evaluations:
+                raise _Found(min(history, key=lambda h: abs(math.log(h[1] / target_bpp)))[0])
+            ctl.cache[p] = ctl.estimate(p)
+            evaluations += 1
+        value = ctl.cache[p] + overhead_bpp
+        history.append((p, value))
+        return value
+
+    def f(p: float) -> float:
+        d = math.log(max(est(p), 1e-12)) - math.log(target_bpp)
+        if abs(d) <= rtol:
+            raise _Found(p)
+        return d
+
+    lo, hi = ctl.bounds
+    try:
+        if ctl.split is not None:
+            if f(ctl.split) < 0:
+                lo = ctl.split
+            else:
+                hi = ctl.split
+        f_lo, f_hi = f(lo), f(hi)
+        if f_lo > 0 or f_hi < 0:
+            a, b = est(ctl.bounds[0]), est(ctl.bounds[1])
+            raise RateRangeError(
+                f"target {target_bpp:.4g} bpp is outside this model's range {a:.4g}–{b:.4g} bpp for this image "
+                f"at these settings ({ctl.name} from {ctl.bounds[0]:g} to {ctl.bounds[1]:g})"
+            )
+        if method == "brent":
+            p = optimize.brentq(f, lo, hi, xtol=1e-4 * (hi - lo), maxiter=max_evaluations)
+        else:
+            p = optimize.minimize_scalar(
+                lambda p: abs(f(p)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-4 * (hi - lo)}
+            ).x
+    except _Found as found:
+        p = found.p
+    p = float(p)
+    return SearchResult(ctl.name, p, ctl.controls(p), est(p), evaluations, history)
+
+
+def search_control(model: nn.Module, x: Tensor, target_bpp: float, **kwargs: Any) -> Tuple[Dict[str, Any], float]:
+    """Controls for :func:`compressai_rdc.codec.encode` that meet ``target_bpp`` (estimated).
+
+    Args:
+        model: codec in eval mode with updated entropy coders.
+        x: one image ``(1, 3, H, W)`` (or ``(3, H, W)``) in [0, 1].
+        target_bpp: rate target in bits per pixel.
+        **kwargs: ``control``, ``method``, ``rtol``, ``overhead_bpp`` and fixed
+            controls, see :func:`rate_control` and :func:`search_rate`.
+
+    Returns:
+        ``(controls, estimated_bpp)``.
+    """
+    res = _search(model, x, target_bpp, **kwargs)
+    return res.controls, res.estimated_bpp
+
+
+def _search(model, x, target_bpp, *, control="auto", method="brent", rtol=0.005, overhead_bpp=0.0, **fixed) -> SearchResult:
+    x = _single(x)
+    ctl = rate_control(model, x, control=control, **fixed)
+    return search_rate(ctl, target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp)
+
+
+def _single(x: Tensor) -> Tensor:
+    if isinstance(x, Tensor) and x.dim() == 3:
+        x = x[None]
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise InvalidArgumentError(f"target-bpp encoding takes one image (1, 3, H, W); got {shape} (encode images one by one)")
+    return x
+
+
+def encode_to_target(
+    model: nn.Module,
+    x: Tensor,
+    target_bpp: float,
+    *,
+    tolerance: float = 0.02,
+    max_refinements: int = 1,
+    control: str = "auto",
+    method: str = "brent",
+    **fixed: Any,
+) -> Tuple[bytes, TargetReport]:
+    """Entropy-code ``x`` at (close to) ``target_bpp``, counting the real container bytes.
+
+    The search runs on likelihood estimates; after the single encode the
+    measured container overhead (header, coder flush) is known, and if the
+    real rate misses by more than ``tolerance`` the search is re-run once with
+    that overhead and the image coded again.
+
+    Args:
+        model: codec in eval mode, entropy coders updated.
+        x: one image ``(1, 3, H, W)`` in [0, 1].
+        target_bpp: target in bits per pixel of the whole container.
+        tolerance: accepted relative error of the real rate.
+        max_refinements: re-encodes allowed after the first.
+        control, method: see :func:`rate_control`, :func:`search_rate`.
+        **fixed: fixed controls (``layers``, ``qmap_strategy``, ``importance``...).
+
+    Returns:
+        ``(bytes, report)``; ``report.actual_bpp`` is counted from the bytes.
+    """
+    from compressai_rdc import codec
+
+    t0 = time.perf_counter()
+    x = _single(x)
+    ctl = rate_control(model, x, control=control, **fixed)
+    res = search_rate(ctl, target_bpp, method=method)
+    evaluations, encodes = res.evaluations, 1
+    data = codec.encode(model, x, **res.controls)
+    actual = codec.bits_per_pixel(data)
+    for _ in range(max_refinements):
+        if abs(actual - target_bpp) <= tolerance * target_bpp:
+            break
+        overhead = actual - ctl.cache[res.value]  # header and coder flush, measured
+        res = search_rate(ctl, target_bpp, method=method, overhead_bpp=overhead)
+        evaluations += res.evaluations
+        data = codec.encode(model, x, **res.controls)
+        actual, encodes = codec.bits_per_pixel(data), encodes + 1
+    report = TargetReport(
+        target_bpp=float(target_bpp),
+        actual_bpp=actual,
+        estimated_bpp=res.estimated_bpp,
+        control=res.control,
+        value=res.value,
+        evaluations=evaluations,
+        encodes=encodes,
+        seconds=time.perf_counter() - t0,
+    )
+    return data, report

@@ -1,0 +1,516 @@
+"""The training loop behind ``compressai-rdc train``.
+
+::
+
+    config ─> model ─(freeze, channels_last, DDP, compile)─> fwd
+          └─> loss (CompositeLoss) ─────────────────────────┐
+    CropSampler.batch(step) ─> recipe.sample ─> fwd(x, **controls) under bf16 autocast
+                                                 └─> loss in fp32 ─> backward ─> clip ─> Adam
+                                                     aux_loss ─> aux Adam (quantiles)
+                                                     [GAN] discriminator loss ─> D Adam
+    every N steps: CSV log, checkpoint (exact resume), validation on real bitstreams
+
+Conventions from CompressAI's ``examples/train.py``: a separate optimizer for the
+entropy bottleneck's ``quantiles`` (aux loss), gradient clipping by norm.
+
+Exact resume: a step's data, crops and quantisation noise depend only on
+``(seed, step, rank)`` (the global RNG is reseeded every step), and the checkpoint
+holds model, optimizers, schedulers, the loss's state (MoCo queue,
+discriminator) and the step. Interrupting and resuming gives the weights of the
+uninterrupted run (bitwise on CPU).
+
+Throughput switches (``speed`` section; ``auto`` = on for CUDA only, so the
+CPU loop is the plain loop): bf16 autocast with entropy models kept in fp32,
+channels_last, TF32, fused Adam, ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from compressai_rdc.errors import InvalidArgumentError, RDCError
+from compressai_rdc.losses import GANLoss, build_loss
+from compressai_rdc.training import distributed
+from compressai_rdc.training.data import CropSampler, default_train_dir
+from compressai_rdc.training.recipes import build_model, build_recipe
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RDCError, FileNotFoundError):
+    """A run folder has no checkpoint to resume, or holds one that must not be overwritten."""
+
+
+def _auto(value: Any, device: torch.device) -> bool:
+    if value == "auto":
+        return device.type == "cuda"
+    return bool(value)
+
+
+def keep_entropy_models_fp32(model: nn.Module) -> nn.Module:
+    """Run every CompressAI entropy model of ``model`` in float32, even inside a
+    bf16 autocast region: likelihoods (and so the rate) lose their small values
+    in bf16. Inputs are cast to float32; idempotent."""
+    from compressai.entropy_models import EntropyModel
+
+    for m in model.modules():
+        if isinstance(m, EntropyModel) and not getattr(m, "_rdc_fp32", False):
+            inner = m.forward
+
+            def forward(*args, _inner=inner, **kwargs):
+                args = [a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
+                kwargs = {k: v.float() if isinstance(v, Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
+                dev = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+                with torch.autocast(dev, enabled=False):
+                    return _inner(*args, **kwargs)
+
+            m.forward = forward
+            m._rdc_fp32 = True
+    return model
+
+
+def split_parameters(model: nn.Module):
+    """``(main, aux)`` trainable parameters: aux = entropy bottlenecks' ``quantiles``."""
+    main, aux = [], []
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            (aux if n.endswith(".quantiles") else main).append(p)
+    return main, aux
+
+
+def make_adam(params, lr: float, betas, device: torch.device, fused: Any) -> torch.optim.Adam:
+    kwargs = {}
+    if _auto(fused, device) and device.type == "cuda":
+        kwargs["fused"] = True
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), **kwargs)
+
+
+def _to_float(out: Any) -> Any:
+    if isinstance(out, Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, dict):
+        return {k: _to_float(v) for k, v in out.items()}
+    return out
+
+
+class Trainer:
+    """Train one recipe config into a run folder.
+
+    Args:
+        config: a loaded config (:func:`compressai_rdc.training.recipes.load_config`).
+        out: run folder.
+        device: ``"cpu"``, ``"cuda"``...; ``None`` = CUDA when available.
+        resume: continue from ``out/checkpoint.pt``.
+        init_weights: ``.safetensors`` weights to start from (ignored when resuming).
+        progress: show a tqdm bar (rank 0).
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        out: Union[str, os.PathLike],
+        *,
+        device: Optional[str] = None,
+        resume: bool = False,
+        init_weights: Optional[str] = None,
+        progress: bool = True,
+    ):
+        self.config = copy.deepcopy(dict(config))
+        self.out = Path(out)
+        self.dist = distributed.setup(device)
+        self.device = self.dist.device
+        self.is_main = self.dist.is_main
+        self.progress = progress
+        ckpt_path = self.out / CHECKPOINT
+        if resume and not ckpt_path.is_file():
+            raise CheckpointError(f"--resume: no checkpoint at {str(ckpt_path)!r}")
+        if not resume and ckpt_path.exists():
+            raise CheckpointError(f"{str(ckpt_path)!r} exists; pass --resume to continue it or choose another --out")
+
+        cfg, speed = self.config, self.config["speed"]
+        self.seed = int(cfg["seed"])
+        torch.manual_seed(self.seed)
+        if self.device.type == "cuda":
+            tf32 = bool(speed.get("tf32", True))
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            torch.backends.cudnn.benchmark = True
+        self.bf16 = _auto(speed["bf16"], self.device)
+        self.channels_last = _auto(speed["channels_last"], self.device)
+
+        # model ------------------------------------------------------------------
+        self.model = build_model(cfg["model"]).to(self.device)
+        self.recipe = build_recipe(cfg)
+        self.recipe.check_model(self.model)
+        init = init_weights or cfg["model"].get("init_weights")
+        if init and not resume:
+            from compressai_rdc.zoo import load_into, load_state_dict_file
+
+            load_into(self.model, load_state_dict_file(init), source=str(init))
+        self.frozen = self._freeze(cfg.get("freeze") or [])
+        if self.bf16:
+            keep_entropy_models_fp32(self.model)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+        # loss -------------------------------------------------------------------
+        self.criterion = build_loss(cfg["loss"]).to(self.device)
+        self.gan: Optional[GANLoss] = self.criterion.get(GANLoss)
+        if self.recipe.gan and self.gan is None:
+            raise InvalidArgumentError(f"recipe kind {cfg['kind']!r} needs a 'gan' loss term")
+
+        # optimizers ---------------------------------------------------------------
+        o = cfg["optim"]
+        main, aux = split_parameters(self.model)
+        if not main:
+            raise InvalidArgumentError("nothing to train: every model parameter is frozen by the config's freeze list")
+        self.optimizer = make_adam(main, float(o["lr"]), o["betas"], self.device, speed["fused_adam"])
+        self.aux_optimizer = make_adam(aux, float(o["aux_lr"]), o["betas"], self.device, speed["fused_adam"]) if aux else None
+        self.aux_params = aux
+        self.d_optimizer = (
+            make_adam(self.gan.discriminator.parameters(), float(o["disc_lr"]), o["betas"], self.device, speed["fused_adam"])
+            if self.gan is not None else None
+        )
+        self.total_steps = int(o["steps"])
+        milestones = sorted({max(1, int(round(m * self.total_steps))) if m < 1 else int(m) for m in o.get("milestones") or []})
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=milestones, gamma=float(o["gamma"]))
+        self.clip = o.get("clip_max_norm")
+
+        # wrappers -----------------------------------------------------------------
+        fwd: nn.Module = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            fwd = DDP(self.model, device_ids=ids, find_unused_parameters=True)
+        self.ddp_model = fwd
+        self.forward = torch.compile(fwd) if speed.get("compile") else fwd
+
+        # data ---------------------------------------------------------------------
+        d = cfg["data"]
+        self.batch_size = int(d["batch_size"])
+        self._data_cfg = d
+        self.sampler: Optional[CropSampler] = None
+
+        self.step = 0
+        self.elapsed = 0.0
+        self._stop_signal = False
+        if resume:
+            self._load_checkpoint(ckpt_path)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.out / "config.yaml", "w") as f:
+                yaml.safe_dump(self.config, f, sort_keys=False)
+
+    # -- setup helpers -----------------------------------------------------------------
+    def _freeze(self, prefixes: List[str]) -> List[nn.Module]:
+        frozen = []
+        for prefix in prefixes:
+            try:
+                sub = self.model.get_submodule(prefix)
+            except AttributeError as exc:
+                names = sorted(n for n, _ in self.model.named_children())
+                raise InvalidArgumentError(f"freeze entry {prefix!r} is not a sub-module of {type(self.model).__name__}; top-level: {names}") from exc
+            sub.requires_grad_(False)
+            frozen.append(sub)
+        return frozen
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        for sub in self.frozen:  # frozen parts run exactly as at inference (real rounding)
+            sub.eval()
+        self.criterion.train()
+
+    def _data(self) -> CropSampler:
+        if self.sampler is None:
+            d = self._data_cfg
+            root = d.get("train") or default_train_dir()
+            keep = d.get("keep_on", "auto")
+            where = self.device if keep in ("auto", "device") else torch.device(keep)
+            self.sampler = CropSampler(
+                root, int(d["crop"]), seed=self.seed, device=where, small=d["small"],
+                hflip=bool(d["hflip"]), vflip=bool(d["vflip"]), max_images=d.get("max_images"),
+            )
+        return self.sampler
+
+    # -- one step --------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+
+    def train_step(self, step: int) -> Dict[str, Tensor]:
+        """Run optimisation step ``step`` (0-based); returns its scalars as detached
+        tensors (converting them would synchronise the GPU every step)."""
+        rank = self.dist.rank
+        torch.manual_seed((self.seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1))
+        g = torch.Generator().manual_seed((self.seed * 31 + step * 1_000_033 + rank) % (2**63 - 1))
+        x = self._data().batch(step, self.batch_size, rank, self.dist.world_size).to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        fwd_kwargs, extras = self.recipe.sample(x, g)
+
+        if self.gan is not None:
+            self.gan.discriminator.requires_grad_(False)
+        with self._autocast():
+            out = self.forward(x, **fwd_kwargs)
+        out = _to_float(out)
+        losses = self.criterion(out, x, **extras)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if self.clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], float(self.clip))
+            losses["grad_norm"] = grad_norm.detach()
+        self.optimizer.step()
+
+        if self.aux_optimizer is not None:
+            aux = self.model.aux_loss()
+            self.aux_optimizer.zero_grad(set_to_none=True)
+            aux.backward()
+            distributed.all_reduce_mean_grads(self.aux_params)
+            self.aux_optimizer.step()
+            losses["aux_loss"] = aux.detach()
+
+        if self.gan is not None:
+            self.gan.discriminator.requires_grad_(True)
+            d = self.gan.discriminator_loss(out, x, **extras)
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d["loss"].backward()
+            distributed.all_reduce_mean_grads(self.gan.discriminator.parameters())
+            self.d_optimizer.step()
+            losses["d_loss"] = d["loss"].detach()
+            losses["d_accuracy"] = d["d_accuracy"]
+        self.scheduler.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, max_minutes: Optional[float] = None, max_steps: Optional[int] = None) -> Dict[str, Any]:
+        """Train until ``optim.steps`` (or ``max_steps``) or the wall-clock budget.
+
+        Saves a checkpoint every ``log.checkpoint_every`` steps and when it stops;
+        with a budget it stops early enough to save. Returns the run summary.
+        """
+        target = self.total_steps if max_steps is None else min(int(max_steps), self.total_steps)
+        start = time.monotonic()
+        budget = None if max_minutes is None else 60.0 * float(max_minutes)
+        log_cfg, val_cfg = self.config["log"], self.config["val"]
+        self._install_signal_handler()
+        self._train_mode()
+        self._data()
+        logger = _CsvLog(self.out / "log.csv", self.step) if self.is_main else None
+        bar = None
+        if self.is_main and self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=target, initial=min(self.step, target), desc=self.config["name"], dynamic_ncols=True)
+        step_times: List[float] = []
+        save_time = 5.0
+        images = 0
+        window_start = time.monotonic()
+        reason = "done"
+        while self.step < target:
+            elapsed = time.monotonic() - start
+            est = (sorted(step_times)[len(step_times) // 2] if step_times else 0.0)
+            stop = budget is not None and elapsed + 2 * est + 2 * save_time > budget
+            if distributed.broadcast_flag(stop or self._stop_signal, self.device):
+                reason = "signal" if self._stop_signal else "time budget"
+                break
+            t0 = time.monotonic()
+            logs = self.train_step(self.step)
+            self.step += 1
+            images += self.batch_size * self.dist.world_size
+            step_times = (step_times + [time.monotonic() - t0])[-50:]
+            if bar is not None:
+                bar.update(1)
+            if self.step % int(log_cfg["every"]) == 0 or self.step == target:
+                logs = {k: float(v) for k, v in logs.items()}
+                if not all(math.isfinite(v) for v in logs.values()):
+                    raise RDCError(f"non-finite loss at step {self.step}: {logs}; lower optim.lr or check the data")
+                if bar is not None:
+                    bar.set_postfix(loss=f"{logs['loss']:.4g}")
+            if logger is not None and (self.step % int(log_cfg["every"]) == 0 or self.step == target):
+                now = time.monotonic()
+                row = {"step": self.step, "time_s": round(self.elapsed + now - start, 2),
+                       "lr": self.optimizer.param_groups[0]["lr"],
+                       "images_per_s": round(images / max(1e-9, now - window_start), 2), **logs}
+                logger.write(row)
+                images, window_start = 0, now
+            if int(log_cfg["checkpoint_every"]) and self.step % int(log_cfg["checkpoint_every"]) == 0:
+                t0 = time.monotonic()
+                self.save_checkpoint(elapsed_extra=time.monotonic() - start)
+                save_time = time.monotonic() - t0
+            if int(val_cfg.get("every") or 0) and self.step % int(val_cfg["every"]) == 0:
+                self.validate()
+        if bar is not None:
+            bar.close()
+        run_s = time.monotonic() - start
+        self.save_checkpoint(elapsed_extra=run_s)
+        self.elapsed += run_s
+        summary = {"name": self.config["name"], "step": self.step, "target_steps": target, "stopped": reason,
+                   "elapsed_s": round(self.elapsed, 2), "world_size": self.dist.world_size,
+                   "rank_digests": distributed.gather_strings(state_digest(self.model, self.criterion))}
+        if len(set(summary["rank_digests"])) > 1:
+            raise RDCError(f"DDP ranks ended with different weights: {summary['rank_digests']}")
+        if self.is_main:
+            with open(self.out / "summary.json", "w") as f:
+                json.dump(summary, f, indent=2)
+        return summary
+
+    def _install_signal_handler(self) -> None:
+        if threading_main():
+            def handler(signum, frame):
+                self._stop_signal = True
+
+            signal.signal(signal.SIGTERM, handler)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> Dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "step": self.step,
+            "elapsed_s": self.elapsed,
+            "config": self.config,
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "aux_optimizer": self.aux_optimizer.state_dict() if self.aux_optimizer else None,
+            "d_optimizer": self.d_optimizer.state_dict() if self.d_optimizer else None,
+            "scheduler": self.scheduler.state_dict(),
+            "criterion": self.criterion.trainable_state_dict(),
+        }
+
+    def save_checkpoint(self, elapsed_extra: float = 0.0) -> Optional[Path]:
+        """Write ``out/checkpoint.pt`` atomically (rank 0); returns its path."""
+        distributed.barrier()
+        if not self.is_main:
+            return None
+        state = self.state()
+        state["elapsed_s"] = self.elapsed + elapsed_extra
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / CHECKPOINT)
+        return self.out / CHECKPOINT
+
+    def _load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        if state.get("format") != FORMAT_VERSION:
+            raise CheckpointError(f"{str(path)!r} has checkpoint format {state.get('format')!r}, this version reads {FORMAT_VERSION}")
+        if state["config"]["model"] != self.config["model"]:
+            raise InvalidArgumentError(
+                f"--resume with a different model section: checkpoint has {state['config']['model']}, config has {self.config['model']}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.aux_optimizer is not None and state["aux_optimizer"] is not None:
+            self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        if self.d_optimizer is not None and state["d_optimizer"] is not None:
+            self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        missing, unexpected = self.criterion.load_state_dict(state["criterion"], strict=False)
+        bad = list(unexpected) + [k for k in missing if ".backbone." not in k]
+        if bad:
+            raise CheckpointError(f"loss state in {str(path)!r} does not fit the config's loss: {bad[:5]}")
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed_s", 0.0))
+
+    # -- export and validation ---------------------------------------------------------------
+    def export(self, path: Union[str, os.PathLike]):
+        """Write the model's fp16 safetensors weights (entropy coders updated) via
+        :func:`compressai_rdc.zoo.save_weights`; rank 0 only."""
+        from compressai_rdc.zoo import save_weights
+
+        if not self.is_main:
+            return None, None
+        model = copy.deepcopy(self.model).float().to(memory_format=torch.contiguous_format).eval()
+        model.update(force=True)
+        meta = {"recipe": str(self.config["name"]), "step": str(self.step)}
+        return save_weights(model, path, metadata=meta)
+
+    def validate(self) -> List[Dict[str, Any]]:
+        """Real compress/decompress validation (rank 0), appended to ``out/val.csv``."""
+        from compressai_rdc.training.validation import validate
+
+        rows: List[Dict[str, Any]] = []
+        if self.is_main:
+            rows = validate(self.model, self.recipe.val_controls(self.model), self.config["val"], self.device)
+            log = _CsvLog(self.out / "val.csv", None)
+            for r in rows:
+                log.write({"step": self.step, **r})
+        distributed.barrier()
+        self._train_mode()
+        return rows
+
+
+def state_digest(model: nn.Module, criterion: Optional[nn.Module] = None) -> str:
+    """sha256 (16 hex digits) of a model's parameters and buffers (and the loss's
+    trainable state: queue, discriminator), for cross-rank checks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    items = sorted(model.state_dict().items())
+    if criterion is not None:
+        items += sorted((f"criterion.{k}", v) for k, v in criterion.trainable_state_dict().items())
+    for k, v in items:
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+class _CsvLog:
+    """Append-only CSV; on resume, rows after the checkpoint's step are dropped
+    so the log reads like the uninterrupted run's."""
+
+    def __init__(self, path: Path, resume_step: Optional[int]):
+        self.path = path
+        self.fields: Optional[List[str]] = None
+        if path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                self.fields = reader.fieldnames
+                rows = list(reader)
+            if resume_step is not None:
+                kept = [r for r in rows if int(r["step"]) <= resume_step]
+                if len(kept) != len(rows):
+                    self._rewrite(kept)
+
+    def _rewrite(self, rows):
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields)
+            w.writeheader()
+            w.writerows(rows)
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        elif any(k not in self.fields for k in row):
+            with open(self.path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.fields = self.fields + [k for k in row if k not in self.fields]
+            self._rewrite(rows)
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields, restval="")
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+__all__ = ["CheckpointError", "Trainer", "keep_entropy_models_fp32", "split_parameters"]

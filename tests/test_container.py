@@ -1,0 +1,220 @@
+"""Container format: round trips and hostile input (hypothesis property tests).
+
+Format-level properties run on synthetic headers; stream-level ones on real
+streams of a tiny RDC model, including payloads forged with valid CRCs that go
+all the way into CompressAI's rANS decoder.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from compressai_rdc import codec, container
+from compressai_rdc.container import (
+    BitstreamError,
+    CorruptBitstreamError,
+    ForeignBitstreamError,
+    StreamHeader,
+    TruncatedBitstreamError,
+    UnsupportedBitstreamError,
+    pack,
+    read_header,
+    unpack,
+)
+from compressai_rdc.models import RDCVersatile
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: examples that run the model decoder (each takes milliseconds)
+FUZZ_MODEL = settings(FUZZ, max_examples=40)
+
+
+# -----------------------------------------------------------------------------
+# synthetic containers
+# -----------------------------------------------------------------------------
+@st.composite
+def containers(draw):
+    batch = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 6))
+    tags = sorted(draw(st.lists(st.integers(0, groups), min_size=groups, max_size=groups)))
+    strings = [[draw(st.binary(max_size=40)) for _ in range(batch)] for _ in range(groups)]
+    keys = draw(st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), max_size=4, unique=True))
+    controls = {k: draw(st.floats(-1e6, 1e6, allow_nan=False, width=32)) for k in keys}
+    h, w = draw(st.integers(1, 300)), draw(st.integers(1, 300))
+    pad = (0, (-w) % 64, 0, (-h) % 64)
+    header = StreamHeader(
+        model_name=draw(st.from_regex(r"[a-z][a-z0-9.-]{0,20}", fullmatch=True)),
+        weights_hash=draw(st.binary(min_size=8, max_size=8)),
+        batch=batch, height=h, width=w, pad=pad,
+        shape=((h + pad[2] + pad[3]) // 64, (w + pad[0] + pad[1]) // 64),
+        controls=controls, layers=tuple(tags),
+    )
+    return header, strings
+
+
+@FUZZ
+@given(containers())
+def test_pack_unpack_round_trip(hs):
+    header, strings = hs
+    data = pack(header, strings)
+    got, got_strings = unpack(data)
+    assert got_strings == strings
+    for f in ("model_name", "weights_hash", "batch", "height", "width", "pad", "shape", "layers"):
+        assert getattr(got, f) == getattr(header, f), f
+    assert got.controls == pytest.approx(header.controls)
+    assert got.total_size == len(data)
+
+
+@FUZZ
+@given(containers(), st.data())
+def test_every_truncation_raises_truncated(hs, data):
+    blob = pack(*hs)
+    cut = data.draw(st.integers(0, len(blob) - 1))
+    with pytest.raises(TruncatedBitstreamError):
+        unpack(blob[:cut])
+
+
+@FUZZ
+@given(containers(), st.data())
+def test_every_single_byte_change_is_detected(hs, data):
+    blob = bytearray(pack(*hs))
+    i = data.draw(st.integers(0, len(blob) - 1))
+    blob[i] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(BitstreamError):
+        unpack(bytes(blob))
+
+
+@FUZZ
+@given(containers(), st.binary(min_size=1, max_size=16))
+def test_trailing_bytes_are_corrupt(hs, extra):
+    with pytest.raises(CorruptBitstreamError, match="unexpected bytes"):
+        unpack(pack(*hs) + extra)
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_random_bytes_raise_typed_errors_only(blob):
+    with pytest.raises(BitstreamError):
+        unpack(blob)
+    with pytest.raises(BitstreamError):
+        unpack(container.MAGIC + blob)
+
+
+def _forge(body: bytes) -> bytes:
+    """A header body with a valid CRC (a hostile writer can compute it)."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _body(batch=1, h=64, w=64, pad=(0, 0, 0, 0), shape=(1, 1), groups=1, tags=None, lengths=None, version=1, flags=0):
+    name = b"tiny"
+    out = container.MAGIC + struct.pack("<BBB", version, flags, len(name)) + name + bytes(8)
+    out += struct.pack("<HHH4H", batch, h, w, *pad)
+    out += struct.pack(f"<B{len(shape)}I", len(shape), *shape) + b"\x00"
+    tags = tags if tags is not None else [0] * groups
+    out += struct.pack(f"<B{len(tags)}B", groups, *tags)
+    lengths = lengths if lengths is not None else [0] * (groups * batch)
+    for n in lengths:
+        out += struct.pack("<II", n, 0)
+    return out
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(batch=0), CorruptBitstreamError, "batch size"),
+        (dict(batch=65535), CorruptBitstreamError, "batch size"),
+        (dict(h=0), CorruptBitstreamError, "height"),
+        (dict(h=65535, w=65535), CorruptBitstreamError, "height"),
+        (dict(h=16384, w=16384), CorruptBitstreamError, "pixels"),
+        (dict(pad=(0, 5000, 0, 0)), CorruptBitstreamError, "padding"),
+        (dict(shape=(4294967295, 4294967295)), CorruptBitstreamError, "shape"),
+        (dict(groups=0, tags=[]), CorruptBitstreamError, "groups"),
+        (dict(groups=2, tags=[2, 1]), CorruptBitstreamError, "non-decreasing"),
+        (dict(lengths=[2**31]), CorruptBitstreamError, "length"),
+        (dict(lengths=[2**29]), TruncatedBitstreamError, "cut short"),
+        (dict(version=9), UnsupportedBitstreamError, "version 9"),
+        (dict(flags=1), UnsupportedBitstreamError, "flags"),
+    ],
+)
+def test_hostile_headers_with_valid_crc_are_bounded(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        unpack(_forge(_body(**kwargs)))
+
+
+def test_foreign_and_non_bytes_input():
+    with pytest.raises(ForeignBitstreamError, match="magic"):
+        read_header(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(ForeignBitstreamError, match="bytes"):
+        read_header("RDCs")  # type: ignore[arg-type]
+    with pytest.raises(TruncatedBitstreamError):
+        read_header(b"RD")
+
+
+# -----------------------------------------------------------------------------
+# real streams of a tiny model
+# -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    net = RDCVersatile(N=16, M=16, levels=4, residual_N=8, residual_M=8, residual_layers=2).eval()
+    net.update(force=True)
+    x = torch.rand(1, 3, 40, 56)
+    return net, x, net.encode(x, rate=2.0)
+
+
+@FUZZ_MODEL
+@given(st.data())
+def test_mutated_real_streams_raise_typed_errors(tiny, data):
+    net, _, blob = tiny
+    blob = bytearray(blob)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] = data.draw(st.integers(0, 255))
+    try:
+        out = codec.decode(bytes(blob), net)
+    except BitstreamError:
+        return
+    assert bytes(blob) == tiny[2] and out.shape == (1, 3, 40, 56)  # only an unchanged stream decodes
+
+
+@FUZZ_MODEL
+@given(st.data())
+def test_forged_payloads_with_valid_crcs_never_crash(tiny, data):
+    """Garbage that passes every CRC reaches the rANS decoder: it must return a
+    finite image of the announced size (garbage in, garbage out) or a typed error."""
+    net, x, blob = tiny
+    header, strings = unpack(blob)
+    forged = [[data.draw(st.binary(max_size=64)) for _ in g] for g in strings]
+    try:
+        out = codec.decode(pack(header, forged), net)
+    except CorruptBitstreamError as exc:
+        assert "NaN/inf" in str(exc)
+        return
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@FUZZ_MODEL
+@given(st.data())
+def test_truncated_real_streams(tiny, data):
+    net, _, blob = tiny
+    cut = data.draw(st.integers(0, len(blob) - 1))
+    with pytest.raises(TruncatedBitstreamError):
+        codec.decode(blob[:cut], net)
+
+
+def test_forged_header_fields_checked_against_the_model(tiny):
+    net, _, blob = tiny
+    header, strings = unpack(blob)
+    for change, match in (
+        (dict(shape=(40, 40)), "shape"),
+        (dict(controls={"rate": 99.0, "residual_rate": 1.0}), "rate"),
+        (dict(controls={"rate": 1.0, "residual_rate": 1.0, "beta": 0.5}), "beta"),
+    ):
+        forged = pack(StreamHeader(**{**header.__dict__, **change}), strings)
+        with pytest.raises(BitstreamError, match=match):
+            codec.decode(forged, net)

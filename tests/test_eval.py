@@ -1,0 +1,262 @@
+"""Evaluation suite: spec grammar, metrics and BD known answers, the classical codecs
+against an independent Pillow + numpy computation, learned codecs through real
+containers, outputs and plots of the CLI, sharding under torchrun, and the
+cognition protocol's uncompressed top-1 on imagenet-dev."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compressai_rdc.cli import main
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.eval import bd_table, parse_dataset, parse_spec, run_evaluation
+from compressai_rdc.eval.build import build_codecs, build_dataset, detect_task
+from compressai_rdc.eval.metrics import compute_metrics, resolve_metrics
+from compressai_rdc.eval.runner import DatasetConfig, EvalResults, PointResult
+from compressai_rdc.eval.spec import OperatingPoint
+
+
+# -- grammar ----------------------------------------------------------------------------
+def test_spec_grammar():
+    s = parse_spec("rdc-versatile:weights=/a/b.safetensors,rate=0|2.5|4,beta=0|1,layers=none")
+    assert s.name == "rdc-versatile"
+    assert s.params == {"weights": ["/a/b.safetensors"], "rate": [0, 2.5, 4], "beta": [0, 1], "layers": [None]}
+    assert parse_spec("jpeg").params == {}
+    d = parse_dataset("imagenet-dev=../data/imagenet-dev:task=classification,protocol=crop256")
+    assert (d.name, d.root, d.params) == ("imagenet-dev", "../data/imagenet-dev", {"task": "classification", "protocol": "crop256"})
+    assert parse_dataset("/x/kodak").name == "kodak"
+    assert parse_dataset("k=C:/data/kodak").root == "C:/data/kodak"  # a drive colon is not parameters
+
+
+@pytest.mark.parametrize("text", ["jpeg:quality", "jpeg:quality=1,quality=2", ":quality=3", "jpeg:=4"])
+def test_spec_grammar_errors(text):
+    with pytest.raises(InvalidArgumentError):
+        parse_spec(text)
+
+
+# -- metrics and BD -----------------------------------------------------------------------
+def test_metrics_known_answers():
+    ref = torch.randint(10, 240, (2, 3, 200, 200), dtype=torch.uint8)
+    dec = ref + 2
+    m = compute_metrics(ref, dec, resolve_metrics(["psnr", "ms-ssim", "fsim"]))
+    assert m["psnr-rgb"].tolist() == pytest.approx([10 * math.log10(255**2 / 4)] * 2, abs=1e-4)
+    same = compute_metrics(ref, ref.clone(), ("psnr-rgb", "ms-ssim-rgb", "fsim"))
+    assert torch.isinf(same["psnr-rgb"]).all()
+    assert same["ms-ssim-rgb"].tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert same["fsim"].tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert (m["ms-ssim-rgb"] < 1).all()
+    with pytest.raises(InvalidArgumentError, match="valid"):
+        resolve_metrics(["vmaf"])
+
+
+def _point(codec, bpp, psnr, top1=None, **op):
+    values = {"bpp": bpp, "psnr-rgb": psnr}
+    if top1 is not None:
+        values["top-1"] = top1
+    return PointResult("d", codec, "classical", OperatingPoint(tuple(op.items())), 10, values)
+
+
+def test_bd_known_answers():
+    rates = np.array([0.1, 0.2, 0.4, 0.8])
+    psnr = 30 + 3 * np.log2(rates / 0.1)
+    res = EvalResults(metrics=("psnr-rgb",), datasets={"d": {}})
+    for q, (r, p) in enumerate(zip(rates, psnr)):
+        res.points.append(_point("anchor", r, p, 50 + 10 * q, quality=q))
+        res.points.append(_point("half", r / 2, p, 50 + 10 * q, quality=q))  # same quality at half the rate
+        res.points.append(_point("plus1", r, p + 1, 55 + 10 * q, quality=q))
+    rows = {r.curve: r for r in bd_table(res, "anchor", {}, {"d": "top-1"}, method="pchip")}
+    assert rows["half"].values["bd-rate-psnr"] == pytest.approx(-50.0, abs=1e-6)
+    assert rows["half"].values["bd-psnr"] == pytest.approx(3.0, abs=1e-6)  # 3 dB per doubling
+    assert rows["plus1"].values["bd-psnr"] == pytest.approx(1.0, abs=1e-9)
+    assert rows["plus1"].values["bd-top-1"] == pytest.approx(5.0, abs=1e-9)  # BD-accuracy
+    assert rows["half"].values["bd-rate-top-1"] == pytest.approx(-50.0, abs=1e-6)
+
+
+# -- classical codecs: known answer against an independent Pillow computation ------------
+def _independent(path: Path, fmt: str, quality: int):
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt, quality=quality)
+    data = buf.getvalue()
+    dec = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.float64)
+    mse = np.mean((arr.astype(np.float64) - dec) ** 2)
+    return 8 * len(data) / (arr.shape[0] * arr.shape[1]), 10 * np.log10(255**2 / mse)
+
+
+def test_classical_codecs_match_independent_pillow(kodak_dir, tmp_path):
+    qualities = {"jpeg": (10, 60), "webp": (10, 60), "avif": (20, 60)}
+    args = ["eval", "--dataset", f"kodak={kodak_dir}", "--limit", "2", "--metrics", "psnr", "--no-plots", "--quiet", "--no-uncompressed", "--out", str(tmp_path)]
+    for fmt, qs in qualities.items():
+        args += ["--codec", f"{fmt}:quality={'|'.join(map(str, qs))}"]
+    assert main(args) == 0
+    paths = sorted(kodak_dir.glob("*.png"))[:2]
+    for fmt, qs in qualities.items():
+        res = json.loads((tmp_path / "kodak" / f"{fmt}.json").read_text())["results"]
+        assert res["quality"] == list(qs)
+        for i, q in enumerate(qs):
+            ind = [_independent(p, fmt.upper(), q) for p in paths]
+            assert res["bpp"][i] == pytest.approx(np.mean([b for b, _ in ind]), rel=1e-12)
+            assert res["psnr-rgb"][i] == pytest.approx(np.mean([p for _, p in ind]), abs=1e-4)
+
+
+# -- end to end on synthetic data --------------------------------------------------------
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("toy")
+    rng = np.random.default_rng(0)
+    (root / "rd").mkdir()
+    (root / "cls").mkdir()
+    for i in range(3):
+        base = rng.integers(0, 255, (9, 12, 3), dtype=np.uint8)
+        img = Image.fromarray(base).resize((300, 270), Image.BICUBIC)
+        img.save(root / "rd" / f"img{i}.png")
+        img.save(root / "cls" / f"{4 * i}_n0000{i}.png")
+    return root
+
+
+def test_eval_cli_end_to_end(toy_data, tmp_path):
+    out = tmp_path / "out"
+    rc = main([
+        "eval",
+        "--dataset", f"rd={toy_data / 'rd'}",
+        "--dataset", f"cls={toy_data / 'cls'}",
+        "--codec", "jpeg:quality=5|30|70", "--codec", "webp:quality=5|30|70",
+        "--model", "rdc-versatile:rate=0|5,beta=0|1,name=rdc-random",
+        "--compressai", "mbt2018-mean:quality=1|2",
+        "--anchor", "jpeg", "--metrics", "psnr,ms-ssim", "--batch-size", "4", "--quiet", "--per-image",
+        "--out", str(out),
+    ])
+    assert rc == 0
+    assert detect_task(str(toy_data / "cls")) == "classification" and detect_task(str(toy_data / "rd")) is None
+    for ds in ("rd", "cls"):
+        for codec, n in (("uncompressed", 1), ("jpeg", 3), ("webp", 3), ("rdc-random", 4), ("mbt2018-mean", 2)):
+            j = json.loads((out / ds / f"{codec}.json").read_text())
+            assert j["name"] == codec and j["description"].startswith("Inference (")
+            res = j["results"]
+            for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"):
+                assert len(res[key]) == n
+            if ds == "cls":
+                assert len(res["top-1"]) == n and all(0 <= v <= 100 for v in res["top-1"])
+                assert j["protocol"] == "crop256" and j["task"] == "classification"
+        assert (out / "plots" / f"{ds}-rd.png").stat().st_size > 1000
+        assert (out / "plots" / f"{ds}-rd.svg").is_file()
+    rdc = json.loads((out / "cls" / "rdc-random.json").read_text())["results"]
+    assert rdc["rate"] == [0, 0, 5, 5] and rdc["beta"] == [0, 1, 0, 1]
+    unc = json.loads((out / "cls" / "uncompressed.json").read_text())["results"]
+    assert unc["bpp"] == [24.0] and unc["psnr-rgb"] == [None]
+    for name in ("cls-rc", "cls-beta", "cls-dc"):
+        assert (out / "plots" / f"{name}.png").is_file()
+    jpeg = json.loads((out / "cls" / "jpeg.json").read_text())["results"]
+    assert jpeg["bpp"] == sorted(jpeg["bpp"]) and jpeg["psnr-rgb"] == sorted(jpeg["psnr-rgb"])
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 2 * (1 + 3 + 3 + 4 + 2)
+    per_image = list(csv.DictReader((out / "cls" / "jpeg-per-image.csv").open()))
+    assert len(per_image) == 9
+    # bpp of the crop protocol is counted on the 256x256 crop: mean of per-image bytes*8/65536
+    q5 = [float(r["bytes"]) * 8 / 65536 for r in per_image if r["point"] == "quality=5"]
+    assert jpeg["bpp"][0] == pytest.approx(sum(q5) / 3)
+    bd = list(csv.DictReader((out / "bd.csv").open()))
+    assert {r["curve"] for r in bd} >= {"webp"} and "bd-top-1" in bd[-1]
+    webp_rd = [r for r in bd if r["dataset"] == "rd" and r["curve"] == "webp"][0]
+    assert float(webp_rd["bd-psnr"]) == float(webp_rd["bd-psnr"])  # a number, not nan
+    assert "rdc-random" in (out / "report.md").read_text()
+    # nothing is silently overwritten
+    assert main(["eval", "--dataset", f"rd={toy_data / 'rd'}", "--codec", "jpeg", "--out", str(out), "--quiet"]) == 2
+
+
+def test_learned_checkpoint_bpp_is_the_container_size(toy_data, tmp_path):
+    from compressai.zoo import image_models
+    from safetensors.torch import save_file
+
+    from compressai_rdc import codec
+    from compressai_rdc.zoo import load_into, load_state_dict_file
+
+    net = image_models["mbt2018-mean"](quality=1, pretrained=False)
+    net.update(force=True)
+    ckpt = tmp_path / "mbt.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt))
+    out = tmp_path / "out"
+    assert main(["eval", "--dataset", f"rd={toy_data / 'rd'}", "--compressai", f"mbt2018-mean:checkpoint={ckpt}", "--metrics", "psnr", "--no-plots", "--quiet", "--no-uncompressed", "--out", str(out)]) == 0
+    res = json.loads((out / "rd" / "mbt2018-mean.json").read_text())["results"]
+    ref = type(net).from_state_dict(load_state_dict_file(ckpt))
+    load_into(ref, load_state_dict_file(ckpt))
+    ref.update(force=True)
+    bpps = []
+    for p in sorted((toy_data / "rd").glob("*.png")):
+        x = torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+        bpps.append(codec.bits_per_pixel(codec.encode(ref.eval(), x)))
+    assert res["bpp"] == [pytest.approx(float(np.mean(bpps)), rel=1e-12)]
+    assert res["checkpoint"] == [str(ckpt)]
+
+
+def test_rdc_layers_truncate_the_stream(toy_data, tmp_path):
+    out = tmp_path / "out"
+    assert main(["eval", "--dataset", f"rd={toy_data / 'rd'}", "--model", "rdc-versatile:rate=2,layers=0|1", "--metrics", "psnr", "--no-plots", "--quiet", "--no-uncompressed", "--limit", "1", "--out", str(out)]) == 0
+    res = json.loads((out / "rd" / "rdc-versatile.json").read_text())["results"]
+    assert res["layers"] == [0, 1] and res["bpp"][0] < res["bpp"][1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--codec", "gif"], "valid: jpeg, webp, avif"),
+        (["--codec", "jpeg:quality=101"], "valid: integers 0..100"),
+        (["--model", "no-such-model"], "unknown model"),
+        (["--compressai", "no-such-arch"], "unknown CompressAI architecture"),
+        (["--model", "rdc-versatile:speed=3"], "unknown operating-point key"),
+        (["--codec", "jpeg", "--anchor", "avif"], "--anchor 'avif' is not an evaluated codec"),
+        (["--codec", "jpeg", "--metrics", "vmaf"], "unknown metric"),
+        ([], "give at least one --codec"),
+    ],
+)
+def test_eval_cli_errors(toy_data, tmp_path, capsys, argv, message):
+    rc = main(["eval", "--dataset", f"rd={toy_data / 'rd'}", "--out", str(tmp_path / "o"), "--quiet", *argv])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def test_dataset_errors(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="protocols"):
+        run_evaluation([build_dataset(f"x={tmp_path}:task=segmentation,random_init=true,protocol=crop256")], build_codecs(["jpeg"]))
+    with pytest.raises(Exception, match="not found"):
+        build_dataset(f"x={tmp_path / 'missing'}")
+
+
+# -- sharding ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_torchrun_sharding_matches_single_process(toy_data, tmp_path):
+    common = ["--dataset", f"cls={toy_data / 'cls'}", "--codec", "jpeg:quality=10|50", "--metrics", "psnr", "--no-plots", "--quiet"]
+    assert main(["eval", *common, "--out", str(tmp_path / "one")]) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "compressai_rdc", "eval", *common, "--out", str(tmp_path / "two")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for codec in ("uncompressed", "jpeg"):
+        one = json.loads((tmp_path / "one" / "cls" / f"{codec}.json").read_text())["results"]
+        two = json.loads((tmp_path / "two" / "cls" / f"{codec}.json").read_text())["results"]
+        for key in ("bpp", "psnr-rgb", "top-1", "top-5"):
+            assert two[key] == pytest.approx(one[key], rel=1e-9, nan_ok=True), key
+        assert json.loads((tmp_path / "two" / "cls" / f"{codec}.json").read_text())["n_images"] == 3
+
+
+# -- the cognition protocol on the real data -----------------------------------------------
+@pytest.mark.slow
+def test_uncompressed_top1_on_imagenet_dev_is_90_4(imagenet_dev_dir):
+    ds = build_dataset(f"imagenet-dev={imagenet_dev_dir}", batch_size=50)
+    res = run_evaluation([ds], [], metrics=("psnr-rgb",), batch_size=50)
+    (point,) = res.points
+    assert res.datasets["imagenet-dev"]["protocol"] == "crop256" and point.n_images == 250
+    assert point.values["bpp"] == 24.0
+    assert point.values["top-1"] == pytest.approx(90.4, abs=1e-9)

@@ -1,0 +1,253 @@
+"""Losses: each claim here could fail (values, signs, where gradients go)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from compressai_rdc import LOSSES
+from compressai_rdc.errors import InvalidArgumentError, UnknownNameError
+from compressai_rdc.losses import (
+    CompositeLoss,
+    ConditionalDiscriminator,
+    GANLoss,
+    LocalMSELoss,
+    MoCoCognitionLoss,
+    MSELoss,
+    RateLoss,
+    SFMLoss,
+    WeightedMSELoss,
+    bits_per_pixel,
+    build_loss,
+    discriminator_loss,
+    generator_loss,
+    info_nce,
+)
+
+
+class TinyEmbedder(nn.Module):
+    """A small random conv net standing in for a backbone (fast, deterministic)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.fixture(scope="module")
+def lite0_moco():
+    return MoCoCognitionLoss(queue_size=16)
+
+
+def test_registered_names():
+    assert {"rate", "mse", "weighted-mse", "local-mse", "moco-cognition", "sfm", "gan"} <= set(LOSSES.names())
+    assert LOSSES.get("local-mse") is LocalMSELoss
+
+
+# -- rate -------------------------------------------------------------------------------
+def test_bpp_counts_bits_per_image():
+    lk = {"y": torch.full((2, 4, 2, 2), 0.5), "z": torch.full((2, 1, 1, 1), 0.25)}
+    bpp = bits_per_pixel(lk, num_pixels=8 * 8)
+    assert torch.allclose(bpp, torch.tensor([(16 * 1 + 2) / 64] * 2))
+    out = RateLoss()({"likelihoods": lk}, torch.zeros(2, 3, 8, 8))
+    assert out["loss"].item() == pytest.approx(18 / 64)
+    assert RateLoss(streams=["z"])({"likelihoods": lk}, torch.zeros(2, 3, 8, 8))["loss"].item() == pytest.approx(2 / 64)
+
+
+def test_rate_reads_named_likelihoods_and_errors_clearly():
+    lk = {"y": torch.full((1, 1, 1, 1), 0.5)}
+    out = {"likelihoods": {}, "likelihoods_primary": lk}
+    assert RateLoss("likelihoods_primary")(out, torch.zeros(1, 3, 1, 1))["loss"].item() == pytest.approx(1.0)
+    with pytest.raises(InvalidArgumentError, match="likelihoods_residual.*returned only"):
+        RateLoss("likelihoods_residual")(out, torch.zeros(1, 3, 1, 1))
+
+
+# -- distortion ---------------------------------------------------------------------------
+def test_mse_scale_and_psnr():
+    x = torch.zeros(1, 3, 4, 4)
+    out = MSELoss()({"x_hat": x + 0.1}, x)
+    assert out["loss"].item() == pytest.approx(0.01 * 255**2, rel=1e-5)
+    assert out["psnr"].item() == pytest.approx(20.0, rel=1e-5)
+
+
+def test_weighted_mse_constant_map_equals_lambda_mse():
+    x, y = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    lmap = torch.full((2, 1, 8, 8), 0.01)
+    w = WeightedMSELoss()({"x_hat": y}, x, lmbda_map=lmap)["loss"]
+    assert w.item() == pytest.approx(0.01 * MSELoss()({"x_hat": y}, x)["loss"].item(), rel=1e-5)
+    # doubling λ on half the image weights that half's error twice
+    lmap2 = lmap.clone()
+    lmap2[..., :4] *= 2
+    err = (y - x) ** 2
+    expected = 255**2 * 0.01 * (2 * err[..., :4].sum() + err[..., 4:].sum()) / err.numel()
+    assert WeightedMSELoss()({"x_hat": y}, x, lmbda_map=lmap2)["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(InvalidArgumentError, match="lmbda_map"):
+        WeightedMSELoss()({"x_hat": y}, x)
+
+
+def test_local_mse_zero_for_identical_images():
+    x = torch.rand(2, 3, 32, 32)
+    out = LocalMSELoss(kernel=8)({"x_hat": x.clone()}, x)
+    assert out["loss"].item() == 0.0
+
+
+def test_local_mse_ignores_zero_mean_detail_but_not_mean_shift():
+    x = torch.full((1, 3, 16, 16), 0.5)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 0.2 - 0.1  # ±0.1, zero mean per 8×8 block
+    detail = LocalMSELoss(kernel=8)({"x_hat": x + checker}, x)["loss"].item()
+    shift = LocalMSELoss(kernel=8)({"x_hat": x + 0.1}, x)["loss"].item()
+    assert detail == pytest.approx(0.0, abs=1e-6)
+    assert shift == pytest.approx(0.01 * 255**2, rel=1e-4)
+    assert MSELoss()({"x_hat": x + checker}, x)["loss"].item() > 100  # a plain MSE would punish the detail
+
+
+def test_local_mse_penalises_values_outside_unit_range():
+    x = torch.full((1, 3, 8, 8), 0.5)
+    over = x.clone()
+    over[..., :4, :] = 1.5  # mean 1.0 in the top half,…
+    over[..., 4:, :] = -0.5  # …mean preserved overall → pooled term 0 with k=8
+    out = LocalMSELoss(kernel=8, range_weight=1.0)({"x_hat": over}, x)
+    assert out["local_mse"].item() == pytest.approx(0.0, abs=1e-7)
+    assert out["out_of_range"].item() == pytest.approx(0.25, rel=1e-5)
+    assert LocalMSELoss(kernel=8, range_weight=0.0)({"x_hat": over}, x)["loss"].item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_local_mse_rejects_bad_kernel():
+    with pytest.raises(InvalidArgumentError, match="kernel"):
+        LocalMSELoss(kernel=0)
+
+
+# -- cognition (MoCo) ------------------------------------------------------------------------
+def test_info_nce_lower_for_matched_pairs_than_shuffled():
+    torch.manual_seed(1)
+    k = nn.functional.normalize(torch.randn(8, 32), dim=1)
+    q = nn.functional.normalize(k + 0.1 * torch.randn(8, 32), dim=1)
+    queue = nn.functional.normalize(torch.randn(64, 32), dim=1)
+    matched = info_nce(q, k, queue, 0.07).mean()
+    shuffled = info_nce(q, k[torch.randperm(8)], queue, 0.07).mean()
+    assert matched < 0.5 < shuffled
+
+
+def test_moco_loss_matched_vs_shuffled_images():
+    loss = MoCoCognitionLoss(backbone=TinyEmbedder(), queue_size=0)
+    torch.manual_seed(2)
+    x = torch.rand(6, 3, 32, 32)
+    noisy = (x + 0.02 * torch.randn_like(x)).clamp(0, 1)
+    matched = loss({"x_hat": noisy}, x)["loss"]
+    shuffled = loss({"x_hat": noisy[torch.tensor([1, 2, 3, 4, 5, 0])]}, x)["loss"]
+    assert matched < shuffled
+
+
+def test_moco_queue_fills_wraps_and_is_saved_without_backbone():
+    loss = MoCoCognitionLoss(backbone=TinyEmbedder(), queue_size=5).train()
+    x = torch.rand(3, 3, 16, 16)
+    loss({"x_hat": x}, x)
+    assert int(loss.queue_len) == 3 and int(loss.queue_ptr) == 3
+    keys = loss.embed(x)
+    assert torch.allclose(loss.queue[:3], keys, atol=1e-6)
+    loss({"x_hat": x}, x)
+    assert int(loss.queue_len) == 5 and int(loss.queue_ptr) == 1  # 6 keys into 5 slots
+    assert torch.allclose(loss.queue[0], keys[2], atol=1e-6)
+    sd = loss.trainable_state_dict()
+    assert set(sd) == {"queue", "queue_ptr", "queue_len"}
+    loss.eval()
+    loss({"x_hat": x}, x)
+    assert int(loss.queue_ptr) == 1  # evaluation does not enqueue
+
+
+def _codec_and_backbone_grads(loss: nn.Module):
+    codec = nn.Conv2d(3, 3, 3, padding=1)
+    x = torch.rand(2, 3, 64, 64)
+    bn = [m for m in loss.backbone.modules() if isinstance(m, nn.BatchNorm2d)][0]
+    stats = bn.running_mean.clone()
+    loss.train()
+    out = loss({"x_hat": torch.sigmoid(codec(x))}, x)
+    out["loss"].backward()
+    assert codec.weight.grad is not None and codec.weight.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in loss.backbone.parameters())
+    assert not loss.backbone.training
+    assert torch.equal(bn.running_mean, stats)  # frozen BN statistics never move
+
+
+def test_moco_gradients_reach_only_the_codec(lite0_moco):
+    _codec_and_backbone_grads(lite0_moco)
+
+
+def test_sfm_gradients_reach_only_the_codec():
+    _codec_and_backbone_grads(SFMLoss(layers=[1, 3]))
+
+
+def test_sfm_is_mean_l1_of_features():
+    bb = TinyEmbedder()
+    loss = SFMLoss(backbone=bb)
+    x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    assert loss({"x_hat": x}, x)["loss"].item() == 0.0
+    expected = (bb.eval()(x) - bb(y)).abs().mean()
+    assert loss({"x_hat": y}, x)["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# -- GAN -------------------------------------------------------------------------------------
+def test_gan_loss_signs():
+    hi, lo = torch.full((2, 1, 4, 4), 3.0), torch.full((2, 1, 4, 4), -3.0)
+    assert generator_loss(hi).mean() < generator_loss(lo).mean()  # G wins when D calls fakes real
+    assert discriminator_loss(hi, lo).mean() < discriminator_loss(lo, hi).mean()  # D wins when real→high, fake→low
+    assert generator_loss(torch.zeros(1, 1, 1, 1)).item() == pytest.approx(math.log(2))
+    assert discriminator_loss(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)).item() == pytest.approx(2 * math.log(2))
+
+
+def test_conditional_discriminator_uses_its_conditions():
+    torch.manual_seed(0)
+    d = ConditionalDiscriminator(qmap_channels=1, latent_channels=8, width=8)
+    img = torch.rand(1, 3, 64, 64)
+    q0, q1 = torch.zeros(1, 1, 64, 64), torch.ones(1, 1, 64, 64)
+    y = torch.randn(1, 8, 4, 4)
+    a, b = d(img, q0, y), d(img, q1, y)
+    assert a.shape == (1, 1, 4, 4) and not torch.allclose(a, b)
+    assert not torch.allclose(a, d(img, q0, torch.randn(1, 8, 4, 4)))
+    with pytest.raises(InvalidArgumentError, match="qmap"):
+        d(img, None, y)
+
+
+def test_gan_generator_and_discriminator_steps_touch_the_right_parameters():
+    gan = GANLoss(condition=["qmap"], width=8)
+    gen = nn.Conv2d(3, 3, 3, padding=1)
+    x, q = torch.rand(2, 3, 32, 32), torch.rand(2, 1, 32, 32)
+    out = {"x_hat": gen(x)}
+    d = gan.discriminator_loss(out, x, qmap=q)
+    d["loss"].backward()
+    assert gen.weight.grad is None  # the D step never updates the generator
+    assert any(p.grad is not None for p in gan.discriminator.parameters())
+    g = gan(out, x, qmap=q)
+    g["loss"].backward()
+    assert gen.weight.grad is not None
+
+
+# -- composite ---------------------------------------------------------------------------------
+def test_composite_weights_and_per_image_lambda():
+    loss = build_loss({"rate": {"weight": 1.0}, "mse": {"weight": 2.0, "lambda_scaled": True}})
+    x = torch.zeros(2, 3, 4, 4)
+    x_hat = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.2)])
+    lk = {"y": torch.full((2, 1, 4, 4), 0.5)}
+    out = loss({"x_hat": x_hat, "likelihoods": lk}, x, lmbda=torch.tensor([1.0, 3.0]))
+    mse = torch.tensor([0.01, 0.04]) * 255**2
+    expected = 1.0 + 2.0 * ((torch.tensor([1.0, 3.0]) * mse).mean())
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out["rate"].item() == pytest.approx(1.0)
+    with pytest.raises(InvalidArgumentError, match="lmbda"):
+        loss({"x_hat": x_hat, "likelihoods": lk}, x)
+
+
+def test_build_loss_errors_name_the_problem():
+    with pytest.raises(UnknownNameError, match="registered losss|registered loss"):
+        build_loss({"nope": {}})
+    with pytest.raises(InvalidArgumentError, match="local-mse.*bad options"):
+        build_loss({"anchor": {"type": "local-mse", "kernal": 8}})
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        build_loss({})
+    assert isinstance(build_loss({"anchor": {"type": "local-mse", "kernel": 4}}).terms["anchor"], LocalMSELoss)

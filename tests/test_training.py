@@ -1,0 +1,238 @@
+"""The trainer: recipes lower their loss, resume is exact, budgets and exports work."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from compressai_rdc import MODELS
+from compressai_rdc.cli import main
+from compressai_rdc.errors import DatasetError, InvalidArgumentError
+from compressai_rdc.training.data import CropSampler, fit_to_crop
+from compressai_rdc.training.recipes import build_recipe, list_configs, load_config
+from compressai_rdc.training.trainer import Trainer, keep_entropy_models_fp32
+
+#: small architectures so that CPU runs take seconds
+TINY = {
+    "mbt2018-mean": "{N: 8, M: 8}",
+    "rdc-versatile": "{N: 8, M: 8, residual_N: 8, residual_M: 8}",
+    "rdc-qmap": "{N: 8, M: 8, residual_N: 8, residual_M: 8}",
+    "hevrc": "{N: 8, M: 8}",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """Two smooth 64×64 images and one 40×50 image (smaller than the crop)."""
+    from compressai_rdc.data import save_image
+
+    root = tmp_path_factory.mktemp("train")
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    for i in range(2):
+        save_image(torch.stack([yy, xx, (yy * xx).sqrt() * (i + 1) / 2]), root / f"img{i}.png")
+    save_image(torch.rand(3, 40, 50), root / "sub" / "small.png")
+    return root
+
+
+def tiny_args(config: str, out: Path, data: Path, steps: int, *extra: str):
+    name = load_config(config)["model"]["name"]
+    return [
+        "train", config, "--out", str(out), "--device", "cpu", "--data", str(data), "--max-steps", str(steps),
+        "--no-progress", "--set", "data.batch_size=2", "--set", "data.crop=64", "--set", "log.every=1",
+        "--set", f"model.kwargs={TINY[name]}", "--set", "log.checkpoint_every=0", *extra,
+    ]
+
+
+def read_log(out: Path):
+    with open(out / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def needs_model(config: str) -> None:
+    name = load_config(config)["model"]["name"]
+    if name not in MODELS and name not in TINY:
+        pytest.skip(f"model {name!r} is not registered")
+    if name in TINY and name != "mbt2018-mean" and name not in MODELS:
+        pytest.skip(f"model {name!r} is not registered yet")
+
+
+# -- every recipe learns ----------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("config", sorted(list_configs()))
+def test_every_recipe_lowers_its_loss(config, tiny_data, tmp_path):
+    needs_model(config)
+    extra = ["--set", "optim.lr=5e-4", "--set", "data.hflip=false", "--set", "data.max_images=2"]
+    kind = load_config(config)["kind"]
+    if kind.startswith("rdc"):
+        extra += ["--set", "controls.rate_range=[3, 3]"]  # one operating point: losses comparable across steps
+    if kind == "qmap-gan":
+        extra += ["--set", "loss.gan.width=8"]
+    if kind == "qmap":
+        extra += ["--set", "controls.p_uniform=1.0", "--set", "controls.p_gradient=0.0"]
+    assert main(tiny_args(config, tmp_path, tiny_data, 20, *extra)) == 0
+    losses = [float(r["loss"]) for r in read_log(tmp_path)]
+    assert len(losses) == 20
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < first, f"{config}: loss went from {first:.4g} to {last:.4g}"
+
+
+# -- exact resume, budgets, exports ------------------------------------------------------------
+def _ckpt(out: Path):
+    return torch.load(out / "checkpoint.pt", weights_only=True)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tiny_data, tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main(tiny_args("rdc-versatile-stage1", whole, tiny_data, 4)) == 0
+    assert main(tiny_args("rdc-versatile-stage1", split, tiny_data, 2)) == 0
+    assert main(tiny_args("rdc-versatile-stage1", split, tiny_data, 4, "--resume")) == 0
+    a, b = _ckpt(whole), _ckpt(split)
+    assert a["step"] == b["step"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k in a["criterion"]:  # the MoCo queue too
+        assert torch.equal(a["criterion"][k], b["criterion"][k]), k
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+    assert [r["loss"] for r in read_log(whole)] == [r["loss"] for r in read_log(split)]
+
+
+def test_time_budget_stops_cleanly_with_a_checkpoint(tiny_data, tmp_path):
+    assert main(tiny_args("baseline-mbt2018-mean", tmp_path, tiny_data, 10_000, "--max-minutes", "0.01")) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["stopped"] == "time budget" and summary["step"] < 10_000
+    assert _ckpt(tmp_path)["step"] == summary["step"]
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(tiny_data, tmp_path, capsys):
+    assert main(tiny_args("baseline-mbt2018-mean", tmp_path / "r", tiny_data, 1)) == 0
+    assert main(tiny_args("baseline-mbt2018-mean", tmp_path / "r", tiny_data, 1)) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(tiny_args("baseline-mbt2018-mean", tmp_path / "none", tiny_data, 1, "--resume")) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_export_writes_fp16_weights_that_load_and_initialise(tiny_data, tmp_path):
+    from safetensors.torch import load_file
+
+    from compressai_rdc import create_model
+
+    w = tmp_path / "w.safetensors"
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "r", tiny_data, 2, "--export", str(w))) == 0
+    sd = load_file(str(w))
+    assert all(v.dtype == torch.float16 for k, v in sd.items() if v.is_floating_point())
+    net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8, weights=w)
+    out = net.compress(torch.rand(1, 3, 64, 64), rate=3.0, layers=0)
+    assert out["strings"]
+    # the next stage starts from these weights
+    assert main(tiny_args("rdc-versatile-stage2", tmp_path / "s2", tiny_data, 1, "--init-weights", str(w))) == 0
+    s2 = _ckpt(tmp_path / "s2")["model"]
+    k = next(k for k in sd if k.startswith("primary.") and sd[k].is_floating_point() and sd[k].numel() > 1)
+    assert torch.equal(s2[k].half(), sd[k])  # primary frozen in stage II: still the stage-I export
+
+
+def test_frozen_parts_do_not_move(tiny_data, tmp_path):
+    t = Trainer(_tiny_config("rdc-versatile-stage1", tiny_data), tmp_path, device="cpu", progress=False)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.fit(max_steps=2)
+    after = t.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("residual."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("primary.g_s"))
+
+
+def _tiny_config(name, data, **over):
+    cfg = load_config(name, [f"model.kwargs={TINY[load_config(name)['model']['name']]}", "data.batch_size=2",
+                             "data.crop=64", f"data.train={data}", "log.every=1", "log.checkpoint_every=0"])
+    cfg.update(over)
+    return cfg
+
+
+# -- speed switches on CPU ----------------------------------------------------------------------
+def test_bf16_autocast_keeps_entropy_models_in_fp32():
+    from compressai.zoo import mbt2018_mean
+
+    net = keep_entropy_models_fp32(mbt2018_mean(quality=1))
+    net.N = 128
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(torch.rand(1, 3, 64, 64))
+    assert out["x_hat"].dtype == torch.bfloat16  # the transforms ran in bf16
+    assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
+
+
+def test_bf16_channels_last_training_runs_on_cpu(tiny_data, tmp_path):
+    args = tiny_args("baseline-mbt2018-mean", tmp_path, tiny_data, 3, "--set", "speed.bf16=true", "--set", "speed.channels_last=true")
+    assert main(args) == 0
+    assert all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in read_log(tmp_path))
+
+
+# -- data -----------------------------------------------------------------------------------------
+def test_small_images_are_upscaled_or_padded():
+    img = (torch.rand(3, 40, 50) * 255).to(torch.uint8)
+    up, pad = fit_to_crop(img, 64, "upscale"), fit_to_crop(img, 64, "pad")
+    assert up.shape == (3, 64, 80) and pad.shape == (3, 64, 64)
+    assert torch.equal(pad[:, 12:52, 7:57], img)  # centred, original pixels untouched
+    with pytest.raises(InvalidArgumentError, match="upscale, pad"):
+        fit_to_crop(img, 64, "stretch")
+
+
+def test_sampler_is_deterministic_and_ranks_split_the_global_batch(tiny_data):
+    s = CropSampler(tiny_data, 32, seed=3)
+    assert len(s) == 3 and min(min(i.shape[-2:]) for i in s.images) >= 32
+    assert torch.equal(s.batch(5, 4), CropSampler(tiny_data, 32, seed=3).batch(5, 4))
+    assert not torch.equal(s.batch(5, 4), s.batch(6, 4))
+    whole = s.indices(7, 4, 0, 1)
+    ranks = s.indices(7, 2, 0, 2) + s.indices(7, 2, 1, 2)
+    assert sorted(whole) == sorted(ranks)
+    # an epoch visits every image once before any repeats
+    assert sorted(s.indices(0, 3)) == [0, 1, 2]
+
+
+def test_sampler_errors_name_the_folder(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        CropSampler(tmp_path / "missing")
+    with pytest.raises(DatasetError, match="no images"):
+        CropSampler(tmp_path)
+
+
+# -- recipes and configs ------------------------------------------------------------------------
+def test_rdc_recipes_sample_levels_and_lambdas():
+    from compressai_rdc import create_model
+
+    net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8)
+    g = torch.Generator().manual_seed(0)
+    r1 = build_recipe({"kind": "rdc-primary", "controls": {"lmbda_min": 0.5, "lmbda_max": 8.0}})
+    r1.check_model(net)
+    fwd, extra = r1.sample(torch.zeros(256, 3, 8, 8), g)
+    rate, lm = fwd["rate"], extra["lmbda"]
+    assert fwd["layers"] == 0 and 0 <= rate.min() and rate.max() <= net.levels - 1
+    order = rate.argsort()
+    assert torch.all(lm[order].diff() >= 0) and lm.min() >= 0.5 and lm.max() <= 8.0
+    r2 = build_recipe({"kind": "rdc-residual", "controls": {"lmbda_min": 0.001, "lmbda_max": 0.05}})
+    r2.check_model(net)
+    ks = {r2.sample(torch.zeros(2, 3, 8, 8), g)[0]["layers"] for _ in range(200)}
+    assert ks == set(range(1, net.residual_layers + 1))  # every prefix gets trained
+
+
+def test_config_loading_and_errors(tmp_path):
+    cfg = load_config("hevrc-stage3", ["optim.lr=3e-5", "data.batch_size=4"])
+    assert cfg["optim"]["lr"] == 3e-5 and cfg["data"]["batch_size"] == 4
+    assert set(cfg["loss"]) == {"rate", "weighted-mse", "sfm", "gan"}  # inherited through base:
+    assert cfg["freeze"] and "g_s" not in cfg["freeze"]
+    with pytest.raises(InvalidArgumentError, match="shipped"):
+        load_config("no-such-recipe")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: rd\nmodel: {name: mbt2018-mean, quality: 1}\nloss: {rate: {}}\noptimizer: {}\n")
+    with pytest.raises(InvalidArgumentError, match="unknown config sections"):
+        load_config(str(bad))
+    bad.write_text("kind: magic\nmodel: {name: mbt2018-mean}\nloss: {rate: {}}\n")
+    with pytest.raises(InvalidArgumentError, match="kind 'magic'"):
+        load_config(str(bad))
+
+
+def test_list_configs_via_cli(capsys):
+    assert main(["train", "--list"]) == 0
+    text = capsys.readouterr().out
+    assert "rdc-versatile-stage1" in text and "hevrc-stage3" in text and "baseline-mbt2018-mean" in text
