@@ -27,6 +27,10 @@ duck-typed hooks:
     control values; used to reject hostile stored values before decoding.
 ``model.downsampling_factor``
     padding multiple and the ratio between the padded image and ``shape``.
+``model.stream_shape(height, width) -> tuple``
+    the ``shape`` expected for a padded image size (checked before decoding).
+``model.symbols_per_pixel``
+    upper bound on latent symbols per padded pixel in one substream (default 1.5).
 
 bpp is always computed from these bytes: :func:`bits_per_pixel`.
 """
@@ -54,8 +58,9 @@ from compressai_rdc.container import (
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.utils.padding import pad_to_multiple, unpad
 
-#: symbols per padded pixel assumed when sizing the zero guard appended to each
-#: substream before entropy decoding (see :func:`_guarded`)
+#: symbols per padded pixel in one substream, assumed when sizing the zero guard
+#: appended to each substream before entropy decoding (see :func:`_guarded`);
+#: a model with denser latents sets ``model.symbols_per_pixel``
 GUARD_SYMBOLS_PER_PIXEL = 1.5
 
 _hash_cache: "weakref.WeakKeyDictionary[nn.Module, Tuple[Tuple, bytes]]" = weakref.WeakKeyDictionary()
@@ -258,7 +263,7 @@ def _check_shape(header: StreamHeader, model: nn.Module) -> None:
         raise CorruptBitstreamError(f"shape {header.shape} does not match {want} for a {hp}x{wp} image")
 
 
-def _guarded(strings: List[List[bytes]], header: StreamHeader) -> List[List[bytes]]:
+def _guarded(strings: List[List[bytes]], header: StreamHeader, model: nn.Module) -> List[List[bytes]]:
     """Append zero bytes to each substream.
 
     CompressAI's rANS decoder reads 32-bit words without bounds checks; a
@@ -268,7 +273,8 @@ def _guarded(strings: List[List[bytes]], header: StreamHeader) -> List[List[byte
     we own.
     """
     hp, wp = header.padded_size
-    guard = bytes(int(4 * GUARD_SYMBOLS_PER_PIXEL * hp * wp) + 256)
+    per_pixel = float(getattr(model, "symbols_per_pixel", GUARD_SYMBOLS_PER_PIXEL))
+    guard = bytes(int(4 * per_pixel * hp * wp) + 256)
     return [[s + guard + bytes(8 * len(s)) for s in group] for group in strings]
 
 
@@ -312,7 +318,7 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
     if layers is not None and _accepts(model.decompress, "layers"):
         kwargs["layers"] = layers
     with torch.no_grad():
-        out = model.decompress(_guarded(strings, header), torch.Size(header.shape), **kwargs)
+        out = model.decompress(_guarded(strings, header, model), torch.Size(header.shape), **kwargs)
     x_hat = out["x_hat"]
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):

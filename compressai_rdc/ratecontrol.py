@@ -295,7 +295,7 @@ def search_rate(
     target_bpp: float,
     *,
     method: str = "brent",
-    rtol: float = 0.005,
+    rtol: float = 0.01,
     overhead_bpp: float = 0.0,
     max_evaluations: int = 40,
 ) -> SearchResult:
@@ -384,7 +384,7 @@ def search_control(model: nn.Module, x: Tensor, target_bpp: float, **kwargs: Any
     return res.controls, res.estimated_bpp
 
 
-def _search(model, x, target_bpp, *, control="auto", method="brent", rtol=0.005, overhead_bpp=0.0, **fixed) -> SearchResult:
+def _search(model, x, target_bpp, *, control="auto", method="brent", rtol=0.01, overhead_bpp=0.0, **fixed) -> SearchResult:
     x = _single(x)
     ctl = rate_control(model, x, control=control, **fixed)
     return search_rate(ctl, target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp)

@@ -20,7 +20,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
         save_image(torch.rand(3, 64, 64), data / f"{i}.png")
     out = tmp_path / "run"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "compressai_rdc", "train", "rdc-versatile-stage1", "--out", str(out), "--device", "cpu",
         "--data", str(data), "--max-steps", "3", "--no-progress",
         "--set", "model.kwargs={N: 8, M: 8, residual_N: 8, residual_M: 8}",
@@ -28,7 +28,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
         "--set", "loss.moco-cognition.queue_size=8",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["step"] == 3

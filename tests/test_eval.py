@@ -48,7 +48,7 @@ def test_spec_grammar_errors(text):
 
 # -- metrics and BD -----------------------------------------------------------------------
 def test_metrics_known_answers():
-    ref = torch.randint(10, 240, (2, 3, 200, 200), dtype=torch.uint8)
+    ref = torch.randint(10, 240, (2, 3, 168, 168), dtype=torch.uint8)
     dec = ref + 2
     m = compute_metrics(ref, dec, resolve_metrics(["psnr", "ms-ssim", "fsim"]))
     assert m["psnr-rgb"].tolist() == pytest.approx([10 * math.log10(255**2 / 4)] * 2, abs=1e-4)
@@ -76,7 +76,8 @@ def test_bd_known_answers():
         res.points.append(_point("anchor", r, p, 50 + 10 * q, quality=q))
         res.points.append(_point("half", r / 2, p, 50 + 10 * q, quality=q))  # same quality at half the rate
         res.points.append(_point("plus1", r, p + 1, 55 + 10 * q, quality=q))
-    rows = {r.curve: r for r in bd_table(res, "anchor", {}, {"d": "top-1"}, method="pchip")}
+    keys = {c: ("quality",) for c in ("anchor", "half", "plus1")}
+    rows = {r.curve: r for r in bd_table(res, "anchor", keys, {"d": "top-1"}, method="pchip")}
     assert rows["half"].values["bd-rate-psnr"] == pytest.approx(-50.0, abs=1e-6)
     assert rows["half"].values["bd-psnr"] == pytest.approx(3.0, abs=1e-6)  # 3 dB per doubling
     assert rows["plus1"].values["bd-psnr"] == pytest.approx(1.0, abs=1e-9)
@@ -126,6 +127,7 @@ def toy_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_eval_cli_end_to_end(toy_data, tmp_path):
     out = tmp_path / "out"
     rc = main([
@@ -135,7 +137,7 @@ def test_eval_cli_end_to_end(toy_data, tmp_path):
         "--codec", "jpeg:quality=5|30|70", "--codec", "webp:quality=5|30|70",
         "--model", "rdc-versatile:rate=0|5,beta=0|1,name=rdc-random",
         "--compressai", "mbt2018-mean:quality=1|2",
-        "--anchor", "jpeg", "--metrics", "psnr,ms-ssim", "--batch-size", "4", "--quiet", "--per-image",
+        "--anchor", "jpeg", "--metrics", "psnr,ms-ssim", "--batch-size", "4", "--quiet", "--per-image", "--limit", "2",
         "--out", str(out),
     ])
     assert rc == 0
@@ -163,10 +165,10 @@ def test_eval_cli_end_to_end(toy_data, tmp_path):
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 2 * (1 + 3 + 3 + 4 + 2)
     per_image = list(csv.DictReader((out / "cls" / "jpeg-per-image.csv").open()))
-    assert len(per_image) == 9
+    assert len(per_image) == 6
     # bpp of the crop protocol is counted on the 256x256 crop: mean of per-image bytes*8/65536
     q5 = [float(r["bytes"]) * 8 / 65536 for r in per_image if r["point"] == "quality=5"]
-    assert jpeg["bpp"][0] == pytest.approx(sum(q5) / 3)
+    assert jpeg["bpp"][0] == pytest.approx(sum(q5) / 2)
     bd = list(csv.DictReader((out / "bd.csv").open()))
     assert {r["curve"] for r in bd} >= {"webp"} and "bd-top-1" in bd[-1]
     webp_rd = [r for r in bd if r["dataset"] == "rd" and r["curve"] == "webp"][0]
@@ -247,7 +249,7 @@ def test_torchrun_sharding_matches_single_process(toy_data, tmp_path):
         one = json.loads((tmp_path / "one" / "cls" / f"{codec}.json").read_text())["results"]
         two = json.loads((tmp_path / "two" / "cls" / f"{codec}.json").read_text())["results"]
         for key in ("bpp", "psnr-rgb", "top-1", "top-5"):
-            assert two[key] == pytest.approx(one[key], rel=1e-9, nan_ok=True), key
+            assert [math.inf if v is None else v for v in two[key]] == pytest.approx([math.inf if v is None else v for v in one[key]], rel=1e-9), key
         assert json.loads((tmp_path / "two" / "cls" / f"{codec}.json").read_text())["n_images"] == 3
 
 

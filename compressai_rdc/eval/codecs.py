@@ -134,7 +134,7 @@ class PillowCodec(Codec):
     """
 
     FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}
-    DEFAULT_QUALITIES = {"jpeg": [5, 10, 25, 50, 75], "webp": [1, 10, 25, 50, 75], "avif": [10, 25, 40, 55, 70]}
+    DEFAULT_QUALITIES = {"jpeg": [10, 20, 35, 55, 80], "webp": [5, 20, 40, 60, 80], "avif": [5, 15, 30, 45, 60]}
 
     def __init__(self, fmt: str, sweeps: Optional[Mapping[str, Sequence[Any]]] = None, name: Optional[str] = None):
         super().__init__()

@@ -140,10 +140,11 @@ def evaluate_codec(
                 if len(q.items) >= batch_size:
                     q.flush(metrics, task, device)
                 bar.update(1)
-    bar.close()
+    bar.set_postfix_str("scoring the last batches")
     for q in queues.values():
         if q.items:
             q.flush(metrics, task, device)
+    bar.close()
 
     gathered = gather_to_main({op.params: q.records for op, q in queues.items()}, dist)
     if gathered is None:

@@ -97,8 +97,8 @@ class ChannelGainUnit(nn.Module):
         if levels < 2:
             raise InvalidArgumentError(f"levels={levels} must be >= 2 (one level is a fixed-rate model)")
         lo, hi = init_range
-        if not (0 < lo < hi):
-            raise InvalidArgumentError(f"init_range={init_range} must satisfy 0 < lowest < highest")
+        if not (0 < lo <= hi):
+            raise InvalidArgumentError(f"init_range={init_range} must satisfy 0 < lowest <= highest")
         log_g = torch.linspace(math.log(lo), math.log(hi), levels).unsqueeze(1).repeat(1, channels)
         self.channels, self.levels = channels, levels
         #: log of the gain vectors, shape (L, M)

@@ -138,7 +138,8 @@ class MoCoCognitionLoss(Loss):
             k = self.embed(target)
         q = self.embed(x_hat)
         negatives = self.queue[: int(self.queue_len)].clone() if self.queue.shape[0] else None  # enqueue edits the buffer in place
-        loss = info_nce(q, k, negatives, self.temperature, self.in_batch_negatives)
+        with torch.autocast(q.device.type, enabled=False):  # logits / τ need fp32, even under bf16 autocast
+            loss = info_nce(q, k, negatives, self.temperature, self.in_batch_negatives)
         with torch.no_grad():
             cos = (q * k).sum(1).mean()
         if self.training:

@@ -37,14 +37,15 @@ class QmapPrimaryBranch(PrimaryBranch):
     """RDC primary branch whose ``g_a`` and ``h_a`` are SFT-conditioned on a quality map.
 
     Args:
-        N, M, levels, gain_range: as :class:`~compressai_rdc.models.rdc.PrimaryBranch`.
+        N, M, levels: as :class:`~compressai_rdc.models.rdc.PrimaryBranch`.
         cond_channels: channels of the SFT condition networks.
+        **kwargs: further ``PrimaryBranch`` arguments (``gain_range``).
 
     Conditioning keyword: ``qmap`` ``(B, 1, H, W)`` in [0, 1] (already validated).
     """
 
-    def __init__(self, N: int = 128, M: int = 192, levels: int = 8, gain_range=(0.125, 1.0), cond_channels: int = 32):
-        super().__init__(N, M, levels, gain_range)
+    def __init__(self, N: int = 96, M: int = 160, levels: int = 8, cond_channels: int = 32, **kwargs: Any):
+        super().__init__(N, M, levels, **kwargs)
         self.cond_channels = cond_channels
         self.g_a = QmapConditionedAnalysis(N, M, cond_channels)
         self.h_a = QmapConditionedHyperAnalysis(N, M, cond_channels)

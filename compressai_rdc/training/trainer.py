@@ -169,6 +169,8 @@ class Trainer:
 
         # loss -------------------------------------------------------------------
         self.criterion = build_loss(cfg["loss"]).to(self.device)
+        if self.channels_last:
+            self.criterion = self.criterion.to(memory_format=torch.channels_last)
         self.gan: Optional[GANLoss] = self.criterion.get(GANLoss)
         if self.recipe.gan and self.gan is None:
             raise InvalidArgumentError(f"recipe kind {cfg['kind']!r} needs a 'gan' loss term")
@@ -264,10 +266,9 @@ class Trainer:
 
         if self.gan is not None:
             self.gan.discriminator.requires_grad_(False)
-        with self._autocast():
+        with self._autocast():  # losses cast to float32 themselves (InfoNCE and likelihoods stay fp32)
             out = self.forward(x, **fwd_kwargs)
-        out = _to_float(out)
-        losses = self.criterion(out, x, **extras)
+            losses = self.criterion(_to_float(out), x, **extras)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         if self.clip:
@@ -285,7 +286,8 @@ class Trainer:
 
         if self.gan is not None:
             self.gan.discriminator.requires_grad_(True)
-            d = self.gan.discriminator_loss(out, x, **extras)
+            with self._autocast():
+                d = self.gan.discriminator_loss(_to_float(out), x, **extras)
             self.d_optimizer.zero_grad(set_to_none=True)
             d["loss"].backward()
             distributed.all_reduce_mean_grads(self.gan.discriminator.parameters())
@@ -316,7 +318,7 @@ class Trainer:
 
             bar = tqdm(total=target, initial=min(self.step, target), desc=self.config["name"], dynamic_ncols=True)
         step_times: List[float] = []
-        save_time = 5.0
+        save_time, val_time = 5.0, 60.0
         images = 0
         window_start = time.monotonic()
         reason = "done"
@@ -352,7 +354,14 @@ class Trainer:
                 self.save_checkpoint(elapsed_extra=time.monotonic() - start)
                 save_time = time.monotonic() - t0
             if int(val_cfg.get("every") or 0) and self.step % int(val_cfg["every"]) == 0:
-                self.validate()
+                left = None if budget is None else budget - (time.monotonic() - start)
+                if left is not None and left < 2 * val_time + 2 * save_time:
+                    if self.is_main:
+                        print(f"step {self.step}: validation skipped, {left:.0f} s of the time budget left", flush=True)
+                else:
+                    t0 = time.monotonic()
+                    self.validate()
+                    val_time = time.monotonic() - t0
         if bar is not None:
             bar.close()
         run_s = time.monotonic() - start
@@ -464,7 +473,7 @@ def state_digest(model: nn.Module, criterion: Optional[nn.Module] = None) -> str
         items += sorted((f"criterion.{k}", v) for k, v in criterion.trainable_state_dict().items())
     for k, v in items:
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+        h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
