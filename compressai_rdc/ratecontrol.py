@@ -12,7 +12,7 @@ then entropy-codes once and measures the real container size::
               │ scipy brentq on log est(p) − log target  (or golden-section, HEVRC)
               ▼
           codec.encode(model, x, **controls(p*)) ── actual bpp from the bytes
-              │ |actual − target| > tol ?  re-solve once with the measured overhead
+              │ |actual − target| > tol ?  re-solve once with the measured ratio actual/estimate
               ▼
           bytes, TargetReport
 
@@ -297,7 +297,9 @@ def search_rate(
     method: str = "brent",
     rtol: float = 0.01,
     overhead_bpp: float = 0.0,
+    scale: float = 1.0,
     max_evaluations: int = 40,
+    _bracket: bool = True,
 ) -> SearchResult:
     """Find ``p`` with ``estimate(p) + overhead_bpp ≈ target_bpp``.
 
@@ -310,6 +312,8 @@ def search_rate(
             with parabolic steps, as HEVRC §4.3).
         rtol: stop as soon as the estimate is within this relative distance.
         overhead_bpp: bits per pixel the container adds to the estimate.
+        scale: measured ratio of real to estimated rate (coder and header);
+            the search matches ``scale · estimate + overhead_bpp``.
         max_evaluations: bound on model evaluations.
 
     Raises:
@@ -331,7 +335,7 @@ def search_rate(
                 raise _Found(min(history, key=lambda h: abs(math.log(h[1] / target_bpp)))[0])
             ctl.cache[p] = ctl.estimate(p)
             evaluations += 1
-        value = ctl.cache[p] + overhead_bpp
+        value = ctl.cache[p] * scale + overhead_bpp
         history.append((p, value))
         return value
 
@@ -341,15 +345,18 @@ def search_rate(
             raise _Found(p)
         return d
 
-    lo, hi = ctl.bounds
+    lo, hi = _cached_bracket(ctl, target_bpp, scale, overhead_bpp) if _bracket else ctl.bounds
     try:
-        if ctl.split is not None:
+        if ctl.split is not None and lo <= ctl.split <= hi:
             if f(ctl.split) < 0:
                 lo = ctl.split
             else:
                 hi = ctl.split
         f_lo, f_hi = f(lo), f(hi)
         if f_lo > 0 or f_hi < 0:
+            if (lo, hi) != ctl.bounds:  # a stale bracket (cannot happen for monotone rates): widen
+                return search_rate(ctl, target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp, scale=scale,
+                                   max_evaluations=max_evaluations - evaluations, _bracket=False)
             a, b = est(ctl.bounds[0]), est(ctl.bounds[1])
             raise RateRangeError(
                 f"target {target_bpp:.4g} bpp is outside this model's range {a:.4g}–{b:.4g} bpp for this image "
@@ -365,6 +372,19 @@ def search_rate(
         p = found.p
     p = float(p)
     return SearchResult(ctl.name, p, ctl.controls(p), est(p), evaluations, history)
+
+
+def _cached_bracket(ctl: RateControl, target: float, scale: float, overhead: float) -> Tuple[float, float]:
+    """Tightest ``(lo, hi)`` around the target from estimates already computed
+    (the rate is monotone), so a repeated search starts next to its answer."""
+    lo, hi = ctl.bounds
+    for p, e in ctl.cache.items():
+        v = e * scale + overhead
+        if v < target and p > lo:
+            lo = p
+        elif v > target and p < hi:
+            hi = p
+    return lo, hi
 
 
 def search_control(model: nn.Module, x: Tensor, target_bpp: float, **kwargs: Any) -> Tuple[Dict[str, Any], float]:
@@ -413,9 +433,10 @@ def encode_to_target(
     """Entropy-code ``x`` at (close to) ``target_bpp``, counting the real container bytes.
 
     The search runs on likelihood estimates; after the single encode the
-    measured container overhead (header, coder flush) is known, and if the
-    real rate misses by more than ``tolerance`` the search is re-run once with
-    that overhead and the image coded again.
+    ratio of real to estimated rate (header, coder rounding) is known; if the
+    real rate misses by more than ``tolerance`` the search is re-run with that
+    ratio (starting from the bracket of the estimates already made) and the
+    image coded again.
 
     Args:
         model: codec in eval mode, entropy coders updated.
@@ -441,8 +462,8 @@ def encode_to_target(
     for _ in range(max_refinements):
         if abs(actual - target_bpp) <= tolerance * target_bpp:
             break
-        overhead = actual - ctl.cache[res.value]  # header and coder flush, measured
-        res = search_rate(ctl, target_bpp, method=method, overhead_bpp=overhead)
+        ratio = actual / ctl.cache[res.value]  # coder and header, measured on this image
+        res = search_rate(ctl, target_bpp, method=method, scale=ratio, rtol=tolerance / 4)
         evaluations += res.evaluations
         data = codec.encode(model, x, **res.controls)
         actual, encodes = codec.bits_per_pixel(data), encodes + 1

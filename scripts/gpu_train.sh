@@ -15,14 +15,16 @@ MINUTES=${2:-9}
 DATA=${3:-data/train}
 shift $(( $# < 3 ? $# : 3 ))
 RECIPE=${RECIPE:-rdc-versatile-stage1}
+DEVICE=${DEVICE:-cuda}                      # DEVICE=cpu THROUGHPUT_ARGS="--crop 64 ..." checks the script without a GPU
+THROUGHPUT_ARGS=${THROUGHPUT_ARGS:-}
 mkdir -p "$OUT"
 start=$(date +%s)
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
 if [ ! -f "$OUT/throughput.json" ]; then
-  python -m compressai_rdc.training.throughput --device cuda --data "$DATA" --seconds 12 \
-      --json "$OUT/throughput.json" 2>&1 | tail -40
+  python -m compressai_rdc.training.throughput --device "$DEVICE" --data "$DATA" --seconds 12 \
+      --json "$OUT/throughput.json" $THROUGHPUT_ARGS 2>&1 | tail -40
 fi
 
 used=$(( $(date +%s) - start ))
@@ -31,7 +33,7 @@ RUN="$OUT/$RECIPE"
 RESUME=""
 [ -f "$RUN/checkpoint.pt" ] && RESUME="--resume"
 rm -f "$OUT/$RECIPE.safetensors"
-python -m compressai_rdc train "$RECIPE" --out "$RUN" $RESUME --device cuda --data "$DATA" \
+python -m compressai_rdc train "$RECIPE" --out "$RUN" $RESUME --device "$DEVICE" --data "$DATA" \
     --max-minutes "$left" --no-progress --export "$OUT/$RECIPE.safetensors" "$@"
-tail -n 5 "$RUN/log.csv"
+[ -f "$RUN/log.csv" ] && tail -n 5 "$RUN/log.csv"
 cat "$RUN/summary.json"

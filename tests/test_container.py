@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compressai_rdc import codec, container

@@ -15,9 +15,8 @@ Under ``torchrun`` the images are sharded over the processes and rank 0 writes.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import torch
 
@@ -59,7 +58,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def run(args: argparse.Namespace, argv: Optional[List[str]] = None) -> int:
+def command_line(args: argparse.Namespace) -> List[str]:
+    """The arguments of this run, rebuilt from the parsed options (for ``report.md`` and ``run.json``)."""
+    import shlex
+
+    out: List[str] = []
+    for flag, values in (("--dataset", args.dataset), ("--codec", args.codec), ("--compressai", args.compressai), ("--model", args.model)):
+        for v in values:
+            out += [flag, shlex.quote(v)]
+    out += ["--metrics", args.metrics]
+    for flag, value in (("--limit", args.limit), ("--anchor", args.anchor), ("--threads", args.threads)):
+        if value is not None:
+            out += [flag, str(value)]
+    out += ["--device", args.device, "--batch-size", str(args.batch_size), "--out", str(args.out)]
+    for flag, on in (("--no-uncompressed", args.no_uncompressed), ("--per-image", args.per_image), ("--no-plots", args.no_plots)):
+        if on:
+            out.append(flag)
+    if args.bd_method != "akima":
+        out += ["--bd-method", args.bd_method]
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
     from compressai_rdc.eval.bd import bd_table
     from compressai_rdc.eval.build import build_codecs, build_dataset
     from compressai_rdc.eval.distributed import init_distributed
@@ -115,7 +135,7 @@ def run(args: argparse.Namespace, argv: Optional[List[str]] = None) -> int:
     if not args.no_plots:
         for d in datasets:
             plots += plot_dataset(results, d.name, args.out / "plots", rate_keys, list(d.task.metric_names) if d.task is not None else [])
-    files = write_outputs(results, args.out, bd_rows=bd_rows, plots=plots, argv=argv if argv is not None else sys.argv[2:], per_image=args.per_image)
+    files = write_outputs(results, args.out, bd_rows=bd_rows, plots=plots, argv=command_line(args), per_image=args.per_image)
     print(markdown_results(results))
     if bd_rows:
         print(markdown_bd(bd_rows))

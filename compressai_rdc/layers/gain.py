@@ -20,6 +20,10 @@ which is linear interpolation of the log-gains, so the rate varies smoothly.
                      ▲                 ▲
               rate r ┴─────────────────┘
 
+:meth:`ChannelGainUnit.gain_params` maps a hyperprior's prediction ``(σ, μ)`` of
+the latent to ``(σ·g, μ·g)`` of the gained latent, so one hyperprior serves all
+rates.
+
 Gains are stored as logarithms (always positive) and initialised geometrically
 from ``init_range[0]`` (level 0, lowest rate) to ``init_range[1]`` (level
 ``L-1``, highest rate) with ``g' = 1/g``, so an untrained model already orders
@@ -137,6 +141,17 @@ class ChannelGainUnit(nn.Module):
         """``ŷ · g'(rate)`` (decoder side, after dequantisation)."""
         r = self._rate(y_hat, rate)
         return y_hat * self._interp(self.log_inv_gain, r).exp()[:, :, None, None].to(y_hat.dtype)
+
+    def gain_params(self, scales: Tensor, means: Tensor, rate: RateLike = None) -> tuple:
+        """Map Gaussian parameters of the *ungained* latent to the gained one.
+
+        If ``y ~ N(μ, σ)`` then ``y·g ~ N(μ·g, σ·g)``: a hyperprior that predicts
+        the latent's own statistics stays valid at every rate, and its entropy
+        model is calibrated from the first step. Shapes ``(B, M, h, w)``.
+        """
+        r = self._rate(scales, rate)
+        g = self._interp(self.log_gain, r).exp()[:, :, None, None].to(scales.dtype)
+        return scales * g, means * g
 
     forward = gain
 

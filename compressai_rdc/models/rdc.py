@@ -42,21 +42,15 @@ from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
-from compressai_rdc.models.residual import ResidualScalableBranch, check_layers
+from compressai_rdc.models.residual import INIT_SCALE, ResidualScalableBranch, check_layers, hyper_size, init_scale_bias
 
-__all__ = ["GAIN_RANGE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
+__all__ = ["GAIN_RANGE", "INIT_SCALE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
 
 #: Initial gains of level 0 and level L-1. A freshly initialised analysis
 #: transform outputs latents of std ≈ 0.05; these gains make an untrained model
-#: already span ≈ 0.13–14 estimated bpp, strictly increasing with ``rate``
+#: already span ≈ 0.2–4 bpp, strictly increasing with ``rate``
 #: (tests/test_rdc_model.py), instead of rounding everything to zero.
 GAIN_RANGE = (2.0, 64.0)
-
-
-def hyper_size(latent_size) -> tuple:
-    """Spatial size of the hyper-latent ``z`` for a latent of size ``(h, w)`` (stride 4, ceil)."""
-    h, w = (int(s) for s in latent_size)
-    return ((h + 3) // 4, (w + 3) // 4)
 
 
 def check_beta(beta: Any) -> float:
@@ -106,6 +100,7 @@ class PrimaryBranch(nn.Module):
         self.hyper_gain = ChannelGainUnit(N, levels, gain_range)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+        init_scale_bias(self.h_s[-1], M)
 
     # -- overridable hooks ---------------------------------------------------------
     def analysis(self, x: Tensor, **cond: Any) -> Tensor:
@@ -129,9 +124,10 @@ class PrimaryBranch(nn.Module):
         return y_g, z_g
 
     def _params(self, z_hat: Tensor, r: Tensor, size):
-        # h_s upsamples by 4; crop to the latent size (H, W need only be multiples of 16)
-        params = self.h_s(self.hyper_gain.inverse(z_hat, r))[..., : size[0], : size[1]]
-        return params.chunk(2, 1)
+        # h_s upsamples by 4; crop to the latent size (H, W need only be multiples of 16).
+        # h_s predicts the ungained latent's (σ, μ); the gain unit maps them to the gained domain.
+        scales, means = self.h_s(self.hyper_gain.inverse(z_hat, r))[..., : size[0], : size[1]].chunk(2, 1)
+        return self.gain.gain_params(scales, means, r)
 
     def forward(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
         """Returns ``{"x_hat", "y_hat", "likelihoods": {"y", "z"}}``; the synthesis

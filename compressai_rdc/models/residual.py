@@ -39,7 +39,23 @@ from torch import Tensor, nn
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
 
-__all__ = ["ResidualScalableBranch", "split_sizes"]
+__all__ = ["INIT_SCALE", "ResidualScalableBranch", "hyper_size", "init_scale_bias", "split_sizes"]
+
+
+def hyper_size(latent_size) -> tuple:
+    """Spatial size of the hyper-latent ``z`` for a latent of size ``(h, w)`` (stride 4, ceil)."""
+    h, w = (int(s) for s in latent_size)
+    return ((h + 3) // 4, (w + 3) // 4)
+
+#: Initial predicted scale σ of an ungained latent (≈ its std at initialisation),
+#: so that an untrained model's rate estimate matches its real bytes.
+INIT_SCALE = 0.1
+
+
+def init_scale_bias(last: nn.Conv2d, M: int, value: float = INIT_SCALE) -> None:
+    """Start the scale half (first ``M`` channels) of a mean-scale ``h_s`` output at ``value``."""
+    with torch.no_grad():
+        last.bias[:M].fill_(value)
 
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_lock = threading.Lock()
@@ -138,6 +154,7 @@ class ResidualScalableBranch(nn.Module):
         self.hyper_gain = ChannelGainUnit(N, levels, gain_range)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+        init_scale_bias(self.h_s[-1], M)
         #: channel count of each refinement layer (persisted so widths can be inferred)
         self.register_buffer("group_sizes", torch.tensor(sizes, dtype=torch.int64))
 
@@ -164,8 +181,8 @@ class ResidualScalableBranch(nn.Module):
         return y_g, z_g
 
     def _params(self, z_hat: Tensor, rho: Tensor, size):
-        params = self.h_s(self.hyper_gain.inverse(z_hat, rho))[..., : size[0], : size[1]]
-        return params.chunk(2, 1)
+        scales, means = self.h_s(self.hyper_gain.inverse(z_hat, rho))[..., : size[0], : size[1]].chunk(2, 1)
+        return self.gain.gain_params(scales, means, rho)
 
     def synthesize(self, y_hat_g: Tensor, x_hat1: Tensor, rho: Tensor) -> Tensor:
         """Residual ``r̂`` (B, 3, H, W) from the gained latent and ``x̂₁``."""
@@ -235,9 +252,8 @@ class ResidualScalableBranch(nn.Module):
         if not (1 <= k <= self.num_layers):
             raise InvalidArgumentError(f"expected res_z plus 1..{self.num_layers} layer strings, got {len(strings)} strings")
         rho = check_rate(rate, self.levels, x_hat1.shape[0], self.levels - 1, name="residual rate")
-        h, w = (int(s) for s in shape)
-        z_hat = self.entropy_bottleneck.decompress(list(strings[0]), ((h + 3) // 4, (w + 3) // 4))
-        scales, means = self._params(z_hat, rho, (h, w))
+        z_hat = self.entropy_bottleneck.decompress(list(strings[0]), hyper_size(shape))
+        scales, means = self._params(z_hat, rho, tuple(int(v) for v in shape))
         indexes = self.gaussian_conditional.build_indexes(scales)
         groups = list(zip(indexes.split(self._sizes(), 1), means.split(self._sizes(), 1)))
         gc = self.gaussian_conditional

@@ -66,8 +66,8 @@ class ClassificationTask(Task):
         labels = torch.tensor([r[0] for r in records])
         top5 = torch.stack([r[1] for r in records])
         return {
-            "top-1": 100.0 * (top5[:, 0] == labels).float().mean().item(),
-            "top-5": 100.0 * (top5 == labels[:, None]).any(1).float().mean().item(),
+            "top-1": 100.0 * (top5[:, 0] == labels).double().mean().item(),
+            "top-5": 100.0 * (top5 == labels[:, None]).any(1).double().mean().item(),
         }
 
     def describe(self) -> Dict[str, Any]:

@@ -11,8 +11,10 @@ kind              per step
 ``rdc-primary``   RDC stage I: per-image random rate level ``r ~ U[rate_range]`` (default
                   ``[0, L-1]``; ``discrete: true`` draws integers), ``layers=0``;
                   per-image λ(r) log-linear between ``lmbda_min`` and ``lmbda_max``
+                  (``qmap: true`` adds random quality maps and a per-pixel λ map: rdc-qmap)
 ``rdc-residual``  RDC stage II: primary frozen (eval), random rate level, random layer
-                  prefix ``k ~ U{1..K}`` so every prefix is trained; λ(k) log-linear
+                  prefix ``k ~ U{1..K}`` so every prefix is trained; λ log-linear in the
+                  mean of ``(k-1)/(K-1)`` and ``r/(L-1)``
 ``qmap``          quality-map codecs: random maps (uniform / gradient / blobs, QMAP2021),
                   per-pixel λ map ``t1·exp(t2·q)`` (HEVRC eq. 10)
 ``qmap-gan``      ``qmap`` + alternating conditional-GAN discriminator steps (HEVRC stage 3)
@@ -193,6 +195,18 @@ def log_interp(lo: float, hi: float, t: Tensor) -> Tensor:
 # -----------------------------------------------------------------------------
 # Recipe kinds
 # -----------------------------------------------------------------------------
+def _random_qmaps(x: Tensor, g: torch.Generator, controls: Mapping[str, Any]) -> Tuple[Tensor, Tensor]:
+    """Random training maps (uniform / gradient / blobs) ``(B, 1, H, W)`` and their
+    per-pixel λ ``t1·exp(t2·q)`` (HEVRC eq. 10; defaults t1 = 4e-4, t2 = 2.8)."""
+    from compressai_rdc.qmap.lambda_map import lambda_map
+    from compressai_rdc.qmap.random import random_qmap
+
+    b, _, h, w = x.shape
+    opts = {k: controls[k] for k in ("p_uniform", "p_gradient", "max_blobs") if k in controls}
+    q = random_qmap(b, h, w, generator=g, device=x.device, **opts)
+    return q, lambda_map(q, float(controls.get("t1", 4e-4)), float(controls.get("t2", 2.8)))
+
+
 class Recipe:
     """How one kind of training step drives the model (base: ``rd``).
 
@@ -246,7 +260,12 @@ class RDCPrimaryRecipe(Recipe):
     def sample(self, x, g):
         rate = self._rate(x.shape[0], g)
         fwd = dict(self.forward_extra, rate=rate.to(x.device), layers=0)
-        return fwd, {"lmbda": self._lmbda(rate).to(x.device), "rate": rate.to(x.device)}
+        extras = {"lmbda": self._lmbda(rate).to(x.device), "rate": rate.to(x.device)}
+        if self.controls.get("qmap"):  # rdc-qmap: a random map moves bits between regions at each rate
+            q, lmap = _random_qmaps(x, g, self.controls)
+            fwd["qmap"] = q
+            extras.update(qmap=q, lmbda_map=lmap)
+        return fwd, extras
 
     def val_controls(self, model):
         levels = self.controls.get("val_rates") or [0, (self.levels - 1) / 2, self.levels - 1]
@@ -269,9 +288,10 @@ class RDCResidualRecipe(RDCPrimaryRecipe):
         rate = self._rate(b, g)
         k = int(torch.randint(1, self.layers + 1, (), generator=g))
         lo, hi = float(self.controls.get("lmbda_min", 1.0)), float(self.controls.get("lmbda_max", 1.0))
-        lm = log_interp(lo, hi, torch.tensor((k - 1) / max(1, self.layers - 1)))
+        # λ grows with the layer prefix and with the (residual) rate level, which defaults to the primary's
+        t = 0.5 * ((k - 1) / max(1, self.layers - 1) + rate / max(1, self.levels - 1))
         fwd = dict(self.forward_extra, rate=rate.to(x.device), layers=k)
-        return fwd, {"lmbda": lm.expand(b).to(x.device), "rate": rate.to(x.device), "layers": k}
+        return fwd, {"lmbda": log_interp(lo, hi, t).to(x.device), "rate": rate.to(x.device), "layers": k}
 
     def val_controls(self, model):
         r = float(self.controls.get("val_rate", (self.levels - 1) / 2))
@@ -284,15 +304,8 @@ class QmapRecipe(Recipe):
     kind = "qmap"
 
     def sample(self, x, g):
-        from compressai_rdc.qmap.lambda_map import lambda_map
-        from compressai_rdc.qmap.random import random_qmap
-
-        b, _, h, w = x.shape
-        opts = {k: self.controls[k] for k in ("p_uniform", "p_gradient", "max_blobs") if k in self.controls}
-        q = random_qmap(b, h, w, generator=g, device=x.device, **opts)
-        t1, t2 = float(self.controls.get("t1", 4e-4)), float(self.controls.get("t2", 2.8))
-        fwd = dict(self.forward_extra, qmap=q)
-        return fwd, {"qmap": q, "lmbda_map": lambda_map(q, t1, t2)}
+        q, lmap = _random_qmaps(x, g, self.controls)
+        return dict(self.forward_extra, qmap=q), {"qmap": q, "lmbda_map": lmap}
 
 
 class QmapGANRecipe(QmapRecipe):

@@ -322,6 +322,8 @@ class Trainer:
         images = 0
         window_start = time.monotonic()
         reason = "done"
+        logs: Optional[Dict[str, Any]] = None
+        last_logged = self.step
         while self.step < target:
             elapsed = time.monotonic() - start
             est = (sorted(step_times)[len(step_times) // 2] if step_times else 0.0)
@@ -343,6 +345,7 @@ class Trainer:
                 if bar is not None:
                     bar.set_postfix(loss=f"{logs['loss']:.4g}")
             if logger is not None and (self.step % int(log_cfg["every"]) == 0 or self.step == target):
+                last_logged = self.step
                 now = time.monotonic()
                 row = {"step": self.step, "time_s": round(self.elapsed + now - start, 2),
                        "lr": self.optimizer.param_groups[0]["lr"],
@@ -364,6 +367,11 @@ class Trainer:
                     val_time = time.monotonic() - t0
         if bar is not None:
             bar.close()
+        if logger is not None and logs is not None and last_logged != self.step:  # stopped between log steps
+            logger.write({"step": self.step, "time_s": round(self.elapsed + time.monotonic() - start, 2),
+                          "lr": self.optimizer.param_groups[0]["lr"],
+                          "images_per_s": round(images / max(1e-9, time.monotonic() - window_start), 2),
+                          **{k: float(v) for k, v in logs.items()}})
         run_s = time.monotonic() - start
         self.save_checkpoint(elapsed_extra=run_s)
         self.elapsed += run_s
