@@ -12,7 +12,7 @@ then entropy-codes once and measures the real container size::
               │ scipy brentq on log est(p) − log target  (or golden-section, HEVRC)
               ▼
           codec.encode(model, x, **controls(p*)) ── actual bpp from the bytes
-              │ |actual − target| > tol ?  re-solve once with the measured ratio actual/estimate
+              │ |actual − target| > tol ?  re-solve once: header bytes + measured payload/estimate ratio
               ▼
           bytes, TargetReport
 
@@ -346,6 +346,7 @@ def search_rate(
         return d
 
     lo, hi = _cached_bracket(ctl, target_bpp, scale, overhead_bpp) if _bracket else ctl.bounds
+    narrowed = (lo, hi) != tuple(ctl.bounds)
     try:
         if ctl.split is not None and lo <= ctl.split <= hi:
             if f(ctl.split) < 0:
@@ -354,7 +355,7 @@ def search_rate(
                 hi = ctl.split
         f_lo, f_hi = f(lo), f(hi)
         if f_lo > 0 or f_hi < 0:
-            if (lo, hi) != ctl.bounds:  # a stale bracket (cannot happen for monotone rates): widen
+            if narrowed:  # the cached bracket did not hold (a non-monotone rate): search the full range
                 return search_rate(ctl, target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp, scale=scale,
                                    max_evaluations=max_evaluations - evaluations, _bracket=False)
             a, b = est(ctl.bounds[0]), est(ctl.bounds[1])
@@ -433,9 +434,8 @@ def encode_to_target(
     """Entropy-code ``x`` at (close to) ``target_bpp``, counting the real container bytes.
 
     The search runs on likelihood estimates; after the single encode the
-    ratio of real to estimated rate (header, coder rounding) is known; if the
-    real rate misses by more than ``tolerance`` the search is re-run with that
-    ratio (starting from the bracket of the estimates already made) and the
+    header size and the ratio of real to estimated payload are known; if the
+    real rate misses by more than ``tolerance`` the search is re-run with them (starting from the bracket of the estimates already made) and the
     image coded again.
 
     Args:
@@ -462,8 +462,10 @@ def encode_to_target(
     for _ in range(max_refinements):
         if abs(actual - target_bpp) <= tolerance * target_bpp:
             break
-        ratio = actual / ctl.cache[res.value]  # coder and header, measured on this image
-        res = search_rate(ctl, target_bpp, method=method, scale=ratio, rtol=tolerance / 4)
+        # the header is a fixed cost; the coder's deviation from the estimate is proportional
+        header_bpp = 8.0 * codec.read_header(data).header_size / (x.shape[-2] * x.shape[-1])
+        ratio = (actual - header_bpp) / ctl.cache[res.value]
+        res = search_rate(ctl, target_bpp, method=method, scale=ratio, overhead_bpp=header_bpp, rtol=tolerance / 4)
         evaluations += res.evaluations
         data = codec.encode(model, x, **res.controls)
         actual, encodes = codec.bits_per_pixel(data), encodes + 1

@@ -230,9 +230,9 @@ class HEVRC(CompressionModel):
 
     def __init__(
         self,
-        N: int = 128,
-        M: int = 192,
-        cond_channels: int = 64,
+        N: int = 96,
+        M: int = 128,
+        cond_channels: int = 32,
         t1: float = 4e-4,
         t2: float = 2.8,
         default_qmap: float = 0.5,

@@ -74,8 +74,7 @@ class RDCQmap(RDCVersatile):
     """``rdc-qmap``: :class:`~compressai_rdc.models.rdc.RDCVersatile` with a quality-map-conditioned primary branch.
 
     Args:
-        N, M, levels, residual_N, residual_M, residual_layers, default_rate,
-        residual_group_sizes, residual_fuse_channels: as ``RDCVersatile``.
+        N, M, levels, residual_N, residual_M, residual_layers, default_rate, residual_group_sizes, residual_fuse_channels: as ``RDCVersatile``.
         cond_channels: channels of the SFT condition networks.
         default_qmap: uniform quality used when no map is given.
 
@@ -91,7 +90,7 @@ class RDCQmap(RDCVersatile):
     def __init__(
         self,
         N: int = 96,
-        M: int = 160,
+        M: int = 144,
         levels: int = 8,
         residual_N: int = 64,
         residual_M: int = 96,
@@ -99,7 +98,7 @@ class RDCQmap(RDCVersatile):
         default_rate: Optional[float] = None,
         residual_group_sizes: Optional[Sequence[int]] = None,
         residual_fuse_channels: int = 16,
-        cond_channels: int = 32,
+        cond_channels: int = 24,
         default_qmap: float = 0.5,
     ):
         super().__init__(N, M, levels, residual_N, residual_M, residual_layers, default_rate, residual_group_sizes, residual_fuse_channels)

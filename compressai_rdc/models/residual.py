@@ -64,11 +64,11 @@ _pool_lock = threading.Lock()
 def _map(fn: Callable, items: Sequence, parallel: bool) -> List:
     """``[fn(i) for i in items]``, on a shared 2-thread pool when ``parallel``.
 
-    CompressAI's rANS call holds the GIL, but the tensor work around it
-    (rounding, ``tolist``) does not, so coding the K layer substreams
-    concurrently saves ≈ 20 % of their coding time on 2 CPU cores
-    (``tests/test_codec_bench.py``, group "residual layers"). Results are
-    identical either way.
+    CompressAI's rANS call holds the GIL; only the tensor work around it
+    (rounding, ``tolist``) can overlap. On the 2-core development machine this
+    did not pay reliably (``tests/test_codec_bench.py``, group "residual
+    layers": from −23 % to +4 % of the substreams' coding time, run to run), so
+    it is off by default. Results are identical either way.
     """
     global _pool
     if not parallel or len(items) < 2:
@@ -110,10 +110,10 @@ class ResidualScalableBranch(nn.Module):
         gain_range: initial (lowest, highest) gain of the residual gain units.
 
     Attributes:
-        parallel: entropy-code the layer substreams on a thread pool (default True).
+        parallel: entropy-code the layer substreams on a thread pool (default False; see :func:`_map`).
     """
 
-    parallel: bool = True
+    parallel: bool = False
 
     def __init__(
         self,

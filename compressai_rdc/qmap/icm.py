@@ -14,7 +14,6 @@ neighbours and normalised per image to [0, 1]::
 
 from __future__ import annotations
 
-import kornia
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -35,6 +34,8 @@ def spatial_information(x: Tensor) -> Tensor:
         ``(B, 1, H, W)`` SI map (unnormalised).
     """
     x = check_image(x)
+    import kornia  # imported here: training on a GPU box needs the qmap package but not Sobel
+
     g = kornia.filters.spatial_gradient(x, mode="sobel", order=1, normalized=False)  # (B, 3, 2, H, W)
     return g.pow(2).sum(dim=(1, 2)).sqrt()[:, None]
 

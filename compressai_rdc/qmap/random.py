@@ -21,26 +21,32 @@ from compressai_rdc.errors import InvalidArgumentError
 __all__ = ["random_qmap"]
 
 
-def _uniform(h: int, w: int, g: torch.Generator) -> Tensor:
-    return torch.full((h, w), float(torch.rand((), generator=g)))
+# Random draws come from the CPU generator (reproducible on any device); the maps
+# themselves are built on ``device``, so training on a GPU does no per-pixel CPU work.
 
 
-def _gradient(h: int, w: int, g: torch.Generator) -> Tensor:
+def _uniform(h: int, w: int, g: torch.Generator, device=None) -> Tensor:
+    return torch.full((h, w), float(torch.rand((), generator=g)), device=device)
+
+
+def _gradient(h: int, w: int, g: torch.Generator, device=None) -> Tensor:
     a, b = torch.rand(2, generator=g).tolist()
     angle = float(torch.rand((), generator=g)) * 2 * math.pi
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h, device=device), torch.linspace(-1, 1, w, device=device), indexing="ij")
     t = xx * math.cos(angle) + yy * math.sin(angle)
     t = (t - t.min()) / (t.max() - t.min()).clamp_min(1e-12)
     return a + (b - a) * t
 
 
-def _blobs(h: int, w: int, g: torch.Generator, max_blobs: int) -> Tensor:
+def _blobs(h: int, w: int, g: torch.Generator, max_blobs: int, device=None) -> Tensor:
     n = 1 + int(torch.randint(max_blobs, (), generator=g))
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    out = torch.zeros(h, w)
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32, device=device), torch.arange(w, dtype=torch.float32, device=device), indexing="ij"
+    )
+    out = torch.zeros(h, w, device=device)
     for _ in range(n):
         cy, cx = float(torch.rand((), generator=g)) * h, float(torch.rand((), generator=g)) * w
-        sy, sx = (0.05 + 0.3 * torch.rand(2, generator=g)) * torch.tensor([h, w], dtype=torch.float32)
+        sy, sx = ((0.05 + 0.3 * torch.rand(2, generator=g)) * torch.tensor([h, w], dtype=torch.float32)).tolist()
         out += torch.exp(-0.5 * (((yy - cy) / sy) ** 2 + ((xx - cx) / sx) ** 2))
     lo, hi = sorted(torch.rand(2, generator=g).tolist())
     out = (out - out.min()) / (out.max() - out.min()).clamp_min(1e-12)
@@ -82,10 +88,10 @@ def random_qmap(
     for _ in range(batch):
         u = float(torch.rand((), generator=g))
         if u < p_uniform:
-            m = _uniform(height, width, g)
+            m = _uniform(height, width, g, device)
         elif u < p_uniform + p_gradient:
-            m = _gradient(height, width, g)
+            m = _gradient(height, width, g, device)
         else:
-            m = _blobs(height, width, g, max_blobs)
+            m = _blobs(height, width, g, max_blobs, device)
         maps.append(m.clamp_(0, 1))
-    return torch.stack(maps)[:, None].to(device=device)
+    return torch.stack(maps)[:, None]

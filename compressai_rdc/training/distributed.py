@@ -48,8 +48,9 @@ def setup(device: Optional[str] = None) -> DistInfo:
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
-    if dev.type == "cuda" and world > 1:
-        dev = torch.device("cuda", local)
+    if dev.type == "cuda" and (world > 1 or dev.index is None):
+        # torch.cuda.set_device needs an index ("cuda" alone is refused by torch >= 2.11)
+        dev = torch.device("cuda", local if world > 1 else torch.cuda.current_device())
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
