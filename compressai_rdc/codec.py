@@ -191,7 +191,9 @@ def _flat_shape(shape: Any) -> Tuple[int, ...]:
     )
 
 
-def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **controls: Any) -> bytes:
+def encode(
+    model: nn.Module, x: Tensor, *, name: Optional[str] = None, target_bpp: Optional[float] = None, **controls: Any
+) -> bytes:
     """Compress ``x`` into container bytes.
 
     Args:
@@ -199,11 +201,18 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
         x: images ``(B, 3, H, W)`` or ``(3, H, W)`` in [0, 1], any H and W;
             padded internally to the model's multiple and cropped back on decode.
         name: model name stored in the header (default: :func:`model_name`).
+        target_bpp: search the model's rate control so the container has about
+            this many bits per pixel (see :func:`compressai_rdc.ratecontrol.encode_to_target`,
+            which also reports the search); ``controls`` then fix the other controls.
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
 
     Returns:
         The container (layout in :mod:`compressai_rdc.container`).
     """
+    if target_bpp is not None:
+        from compressai_rdc.ratecontrol import encode_to_target
+
+        return encode_to_target(model, x, target_bpp, **controls)[0]
     x = _as_batch(x)
     _check_accepted(model.compress, controls, "compress", model)
     _check_controls(model, controls)

@@ -2,6 +2,7 @@
 
 Keys are ``"<metric>"`` (one file serves every quality of a variable-rate model)
 or ``"<metric>-<quality>"``. Files live in ``compressai_rdc/zoo/weights/``.
+How each file was trained: ``scripts/release_train.sh`` and the Results page.
 """
 
 from __future__ import annotations
@@ -10,4 +11,16 @@ from typing import Dict
 
 from compressai_rdc.registry import WeightSpec
 
-PRETRAINED: Dict[str, Dict[str, WeightSpec]] = {}
+PRETRAINED: Dict[str, Dict[str, WeightSpec]] = {
+    "rdc-versatile": {
+        "mse": WeightSpec(
+            "rdc-versatile-mse-1789067f.safetensors",
+            "1789067f72ce5226320bd5af8861be017298b801ee27c7bcfc165afcdbde3f82",
+            description=(
+                "preliminary: stage I only (recipe rdc-versatile-stage1, 2,281 steps x 32 crops of 256 px on "
+                "../shared/data/train, one H100, 7 min); the residual branch is untrained, so decode with "
+                "beta=1 (primary branch) until stage II weights ship"
+            ),
+        ),
+    },
+}
