@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from compressai_rdc.errors import WeightsFormatError, WeightsNotFoundError

@@ -33,7 +33,7 @@ import inspect
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -208,7 +208,6 @@ def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateCon
     strategy = fixed.pop("qmap_strategy", None)
     if importance is None:
         from compressai_rdc.qmap import create_strategy
-        from compressai_rdc.qmap.strategies import QmapStrategy
 
         if strategy is None:
             strategy = "uniform"

@@ -24,7 +24,7 @@ from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.eval import bd_table, parse_dataset, parse_spec, run_evaluation
 from compressai_rdc.eval.build import build_codecs, build_dataset, detect_task
 from compressai_rdc.eval.metrics import compute_metrics, resolve_metrics
-from compressai_rdc.eval.runner import DatasetConfig, EvalResults, PointResult
+from compressai_rdc.eval.runner import EvalResults, PointResult
 from compressai_rdc.eval.spec import OperatingPoint
 
 

@@ -11,7 +11,6 @@ from torch import nn
 from compressai_rdc import LOSSES
 from compressai_rdc.errors import InvalidArgumentError, UnknownNameError
 from compressai_rdc.losses import (
-    CompositeLoss,
     ConditionalDiscriminator,
     GANLoss,
     LocalMSELoss,

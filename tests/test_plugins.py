@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,6 @@ import compressai.zoo.image
 import pytest
 from compressai.models import MeanScaleHyperprior
 
-import compressai_rdc
 from compressai_rdc import hookimpl
 from compressai_rdc._plugins import BUILTIN_PLUGINS, plugin_info, register_plugin, unregister_plugin
 from compressai_rdc.errors import PluginLoadError, RegistrationError, UnknownNameError
@@ -111,13 +111,16 @@ def _run(args, env_extra=None):
 
 
 @pytest.fixture(scope="module")
-def example_plugin_installed():
+def example_plugin_installed(tmp_path_factory):
     """pip-install the example plugin into this environment (uninstalled afterwards if we installed it)."""
     probe = subprocess.run([sys.executable, "-m", "pip", "show", "-q", "compressai-rdc-example"], capture_output=True)
     installed_here = probe.returncode != 0
     if installed_here:
+        # build from a copy: setuptools writes build/ and *.egg-info next to the sources
+        src = tmp_path_factory.mktemp("plugin") / EXAMPLE.name
+        shutil.copytree(EXAMPLE, src)
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(EXAMPLE)],
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(src)],
             check=True,
             timeout=300,
         )
@@ -155,7 +158,6 @@ def test_example_plugin_visible_then_blocked(example_plugin_installed, tmp_path)
 @pytest.mark.slow
 def test_compressai_eval_model_runs_plugin_model(example_plugin_installed, tmp_path, sample_image):
     """CompressAI's own eval_model (unchanged) evaluates a plugin-registered model via our wrapper."""
-    import torch
     from PIL import Image
 
     images = tmp_path / "images"

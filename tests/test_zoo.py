@@ -3,12 +3,10 @@ documented order, sha256 verification, safetensors only, wrappers and entropy-co
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
 from compressai.models import MeanScaleHyperprior
-from safetensors.torch import save_file
 
 from compressai_rdc import hookimpl
 from compressai_rdc._plugins import register_plugin, unregister_plugin

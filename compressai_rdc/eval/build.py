@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from compressai_rdc.errors import DatasetError
 from compressai_rdc.eval.codecs import Codec, build_classical_codec, build_compressai_codec, build_registered_codec

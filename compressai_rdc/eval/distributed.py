@@ -12,43 +12,17 @@ everything runs in this process.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any, List, Optional
 
-import torch
 import torch.distributed as dist
 
-
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place: ``rank`` of ``world_size``; ``local_rank`` picks the GPU."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+from compressai_rdc.training.distributed import DistInfo, setup
 
 
 def init_distributed(device: Optional[str] = None) -> DistInfo:
-    """Join the ``torchrun`` process group if ``WORLD_SIZE > 1`` (NCCL on CUDA, else Gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        cuda = (device or "").startswith("cuda") and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return DistInfo(rank, world, local)
+    """Join the ``torchrun`` process group if ``WORLD_SIZE > 1`` (NCCL on CUDA, else Gloo);
+    the same set-up as training (:func:`compressai_rdc.training.distributed.setup`)."""
+    return setup(device or "cpu")
 
 
 def gather_to_main(obj: Any, info: DistInfo) -> Optional[List[Any]]:

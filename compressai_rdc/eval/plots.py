@@ -13,9 +13,9 @@ Per dataset:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from compressai_rdc.eval.bd import curve_label, curves
+from compressai_rdc.eval.bd import curves
 from compressai_rdc.eval.runner import EvalResults, PointResult
 
 LABELS = {

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError

@@ -19,7 +19,7 @@ rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Union
 
 import torch
 import torch.nn.functional as F

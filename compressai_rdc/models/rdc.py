@@ -32,16 +32,14 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN
 from compressai.models import CompressionModel
-from compressai.models.utils import conv, deconv
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
+from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
 from compressai_rdc.models.residual import INIT_SCALE, ResidualScalableBranch, check_layers, hyper_size, init_scale_bias
 
 __all__ = ["GAIN_RANGE", "INIT_SCALE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
@@ -82,20 +80,10 @@ class PrimaryBranch(nn.Module):
     def __init__(self, N: int = 96, M: int = 160, levels: int = 8, gain_range: Tuple[float, float] = GAIN_RANGE):
         super().__init__()
         self.N, self.M, self.levels = N, M, levels
-        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
-        self.g_s = nn.Sequential(
-            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
-        )
-        self.h_a = nn.Sequential(
-            conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
-            conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N),
-        )
-        self.h_s = nn.Sequential(
-            deconv(N, M), nn.LeakyReLU(inplace=True),
-            deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
-            conv(M * 3 // 2, M * 2, stride=1, kernel_size=3),
-        )
+        self.g_a = analysis(3, N, M)
+        self.g_s = synthesis(N, M)
+        self.h_a = hyper_analysis(N, M)
+        self.h_s = hyper_synthesis(N, M)
         self.gain = ChannelGainUnit(M, levels, gain_range)
         self.hyper_gain = ChannelGainUnit(N, levels, gain_range)
         self.entropy_bottleneck = EntropyBottleneck(N)

@@ -31,13 +31,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.layers import GDN
-from compressai.models.utils import conv, deconv
+from compressai.models.utils import conv
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
+from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
 
 __all__ = ["INIT_SCALE", "ResidualScalableBranch", "hyper_size", "init_scale_bias", "split_sizes"]
 
@@ -130,22 +130,10 @@ class ResidualScalableBranch(nn.Module):
         if len(sizes) != layers or sum(sizes) != M or min(sizes) < 1:
             raise InvalidArgumentError(f"group_sizes={sizes} must be {layers} positive counts summing to M={M}")
         self.N, self.M, self.levels, self.fuse_channels = N, M, levels, fuse_channels
-        self.g_a = nn.Sequential(
-            conv(6, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M),
-        )
-        self.h_a = nn.Sequential(
-            conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
-            conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N),
-        )
-        self.h_s = nn.Sequential(
-            deconv(N, M), nn.LeakyReLU(inplace=True),
-            deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),
-            conv(M * 3 // 2, M * 2, stride=1, kernel_size=3),
-        )
-        self.g_s = nn.Sequential(
-            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
-        )
+        self.g_a = analysis(6, N, M)
+        self.h_a = hyper_analysis(N, M)
+        self.h_s = hyper_synthesis(N, M)
+        self.g_s = synthesis(N, M)
         self.fuse = nn.Sequential(
             conv(6, fuse_channels, kernel_size=3, stride=1), nn.LeakyReLU(inplace=True),
             conv(fuse_channels, 3, kernel_size=3, stride=1),

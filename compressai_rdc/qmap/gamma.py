@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Tensor
 
 from compressai_rdc.errors import InvalidArgumentError

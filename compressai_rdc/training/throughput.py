@@ -70,7 +70,6 @@ def _timed(step_fn, device: torch.device, warmup: int, steps: int, seconds: floa
 
 def plain_step_fn(model_name: str, quality: int, batch: int, crop: int, device: torch.device, images, lmbda: float = 0.0067, N=None, M=None):
     """One step of CompressAI's example training loop, as a closure ``f(step)``."""
-    import compressai.zoo
     from compressai.losses import RateDistortionLoss
 
     from compressai_rdc.training.recipes import build_model

@@ -1,1 +1,0 @@
-"""Example compressai-rdc plugin package (see ``plugin.py``)."""
