@@ -261,9 +261,22 @@ class RDCVersatile(CompressionModel):
             "likelihoods": {"y", "z"[, "res_y", "res_z"]}, "likelihoods_primary",
             "likelihoods_residual"}``.
         """
+        return self._forward(x, rate, layers, residual_rate, {})
+
+    def compress(self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None) -> Dict[str, Any]:
+        """Encode both branches.
+
+        Returns:
+            ``{"strings": [y, z, res_z, res_1, ..., res_k], "shape": latent size (H/16, W/16)}``
+            (``[y, z]`` only when ``layers=0``); each entry is a list of B byte strings.
+        """
+        return self._compress(x, rate, layers, residual_rate, {})
+
+    # -- shared by subclasses that condition the primary branch (rdc-qmap) ------------
+    def _forward(self, x: Tensor, rate: RateLike, layers: Optional[int], residual_rate: RateLike, cond: Dict[str, Any]) -> Dict[str, Any]:
         k = check_layers(layers, self.residual_layers)
         r, rho = self._rates(x.shape[0], rate, residual_rate)
-        p = self.primary(x, r)
+        p = self.primary(x, r, **cond)
         x1 = p["x_hat"]
         out: Dict[str, Any] = {"x_hat": x1, "x_hat_primary": x1, "residual": None,
                                "likelihoods_primary": p["likelihoods"], "likelihoods_residual": {}}
@@ -273,16 +286,10 @@ class RDCVersatile(CompressionModel):
         out["likelihoods"] = {**out["likelihoods_primary"], **out["likelihoods_residual"]}
         return out
 
-    def compress(self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None) -> Dict[str, Any]:
-        """Encode both branches.
-
-        Returns:
-            ``{"strings": [y, z, res_z, res_1, ..., res_k], "shape": latent size (H/16, W/16)}``
-            (``[y, z]`` only when ``layers=0``); each entry is a list of B byte strings.
-        """
+    def _compress(self, x: Tensor, rate: RateLike, layers: Optional[int], residual_rate: RateLike, cond: Dict[str, Any]) -> Dict[str, Any]:
         k = check_layers(layers, self.residual_layers)
         r, rho = self._rates(x.shape[0], self._scalar(rate, "rate"), self._scalar(residual_rate, "residual_rate"))
-        p = self.primary.compress(x, r)
+        p = self.primary.compress(x, r, **cond)
         strings = list(p["strings"])
         if k > 0:
             x1 = self.primary.synthesize(p["y_hat"])

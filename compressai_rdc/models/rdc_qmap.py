@@ -28,7 +28,7 @@ from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import RateLike
 from compressai_rdc.models.hevrc import QmapConditionedAnalysis, QmapConditionedHyperAnalysis, QmapLike, check_qmap
 from compressai_rdc.models.rdc import PrimaryBranch, RDCVersatile
-from compressai_rdc.models.residual import ResidualScalableBranch, check_layers
+from compressai_rdc.models.residual import ResidualScalableBranch
 
 __all__ = ["QmapPrimaryBranch", "RDCQmap"]
 
@@ -119,30 +119,13 @@ class RDCQmap(RDCVersatile):
         self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None, qmap: QmapLike = None
     ) -> Dict[str, Any]:
         """As :meth:`RDCVersatile.forward <compressai_rdc.models.rdc.RDCVersatile.forward>`, with the map ``qmap``."""
-        k = check_layers(layers, self.residual_layers)
-        r, rho = self._rates(x.shape[0], rate, residual_rate)
-        p = self.primary(x, r, qmap=self._qmap(x, qmap))
-        x1 = p["x_hat"]
-        out: Dict[str, Any] = {"x_hat": x1, "x_hat_primary": x1, "residual": None,
-                               "likelihoods_primary": p["likelihoods"], "likelihoods_residual": {}}
-        if k > 0:
-            res = self.residual(x, x1, rho, k)
-            out.update(x_hat=x1 + res["r_hat"], residual=res["r_hat"], likelihoods_residual=res["likelihoods"])
-        out["likelihoods"] = {**out["likelihoods_primary"], **out["likelihoods_residual"]}
-        return out
+        return self._forward(x, rate, layers, residual_rate, {"qmap": self._qmap(x, qmap)})
 
     def compress(
         self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None, qmap: QmapLike = None
     ) -> Dict[str, Any]:
         """As :meth:`RDCVersatile.compress <compressai_rdc.models.rdc.RDCVersatile.compress>`; the map is not stored."""
-        k = check_layers(layers, self.residual_layers)
-        r, rho = self._rates(x.shape[0], self._scalar(rate, "rate"), self._scalar(residual_rate, "residual_rate"))
-        p = self.primary.compress(x, r, qmap=self._qmap(x, qmap))
-        strings = list(p["strings"])
-        if k > 0:
-            x1 = self.primary.synthesize(p["y_hat"])
-            strings += self.residual.compress(x, x1, rho, k)["strings"]
-        return {"strings": strings, "shape": p["shape"]}
+        return self._compress(x, rate, layers, residual_rate, {"qmap": self._qmap(x, qmap)})
 
     def stream_controls(self, rate=None, residual_rate=None, layers=None, qmap=None) -> Dict[str, float]:
         """Controls the decoder needs (the map is not one of them)."""
