@@ -85,6 +85,30 @@ def test_estimated_bpp_strictly_increases_with_rate_at_init(net, image):
     assert all(a < b for a, b in zip(bpps, bpps[1:])), bpps
 
 
+@pytest.mark.parametrize("branch", ["primary", "residual"])
+def test_hyper_gain_keeps_the_hyper_latent_scale_across_rates(branch):
+    """The hyper gain starts at 1/g(r): z keeps one spread at every rate (one density fits
+    all rates); the old start (same range as y) spread it over two orders of magnitude."""
+    from compressai_rdc.models.rdc import GAIN_RANGE
+
+    x = torch.rand(2, 3, 128, 128)
+    ratios = []
+    for hyper in (None, GAIN_RANGE):
+        torch.manual_seed(0)
+        if branch == "primary":
+            b = PrimaryBranch(N=16, M=24, hyper_gain_range=hyper)
+            latents = lambda r: b._latents(x, torch.full((2,), r), {})
+        else:
+            b = ResidualScalableBranch(N=16, M=24, hyper_gain_range=hyper)
+            latents = lambda r: b._encode_latents(x, x.flip(-1), torch.full((2,), r))
+        with torch.no_grad():
+            (y0, z0), (y7, z7) = latents(0.0), latents(7.0)
+        assert (y7.std() / y0.std()).item() == pytest.approx(32.0, rel=1e-3)
+        ratios.append((z7.std() / z0.std()).item())
+    assert 0.1 < ratios[0] < 10, ratios
+    assert ratios[1] > 100, ratios
+
+
 def test_training_mode_synthesis_sees_rounded_latents(net, image):
     """Noise goes to the likelihoods only; the decoder input is STE-rounded."""
     net.train()

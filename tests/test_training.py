@@ -125,15 +125,45 @@ def test_export_writes_fp16_weights_that_load_and_initialise(tiny_data, tmp_path
     w = tmp_path / "w.safetensors"
     assert main(tiny_args("rdc-versatile-stage1", tmp_path / "r", tiny_data, 2, "--export", str(w))) == 0
     sd = load_file(str(w))
-    assert all(v.dtype == torch.float16 for k, v in sd.items() if v.is_floating_point())
+    net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8)
+    params = {k for k, _ in net.named_parameters()}
+    assert all(sd[k].dtype == torch.float16 for k in params)
+    # buffers hold constants fp16 flushes to zero (likelihood bound 1e-9): kept exact
+    assert sd["primary.gaussian_conditional.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
     net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8, weights=w)
     out = net.compress(torch.rand(1, 3, 64, 64), rate=3.0, layers=0)
     assert out["strings"]
     # the next stage starts from these weights
     assert main(tiny_args("rdc-versatile-stage2", tmp_path / "s2", tiny_data, 1, "--init-weights", str(w))) == 0
     s2 = _ckpt(tmp_path / "s2")["model"]
-    k = next(k for k in sd if k.startswith("primary.") and sd[k].is_floating_point() and sd[k].numel() > 1)
+    k = next(k for k in sd if k.startswith("primary.") and k in params and sd[k].numel() > 1)
     assert torch.equal(s2[k].half(), sd[k])  # primary frozen in stage II: still the stage-I export
+
+
+def test_training_continues_from_an_fp16_export_with_finite_rate(tiny_data, tmp_path):
+    """Regression: fp16 exports used to flush the likelihood bound (1e-9) to 0, so the
+    first step that pushed a latent into a tail got an infinite rate, then NaN weights."""
+    from compressai_rdc import create_model
+    from compressai_rdc.zoo import load_into, load_state_dict_file
+
+    w = tmp_path / "w.safetensors"
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "r", tiny_data, 2, "--export", str(w))) == 0
+    t = Trainer(_tiny_config("rdc-versatile-stage1", tiny_data), tmp_path / "c", device="cpu",
+                init_weights=str(w), progress=False)
+    t._train_mode()
+    out = t.model(torch.rand(2, 3, 64, 64) * 1e4, rate=torch.tensor([0.0, 7.0]), layers=0)  # far tails
+    for name, lk in out["likelihoods"].items():
+        assert lk.min() >= 1e-9 * (1 - 1e-6), name
+    for step in range(3):
+        logs = t.train_step(step)
+        assert all(torch.isfinite(v).all() for v in logs.values()), logs
+    # a file written by an older version (every float tensor fp16) loads with the exact constants
+    legacy = {k: v.half() if v.is_floating_point() else v for k, v in load_state_dict_file(w).items()}
+    assert legacy["primary.gaussian_conditional.likelihood_lower_bound.bound"].item() == 0.0
+    net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8)
+    load_into(net, legacy)
+    assert net.primary.gaussian_conditional.likelihood_lower_bound.bound.item() == pytest.approx(1e-9)
+    assert net.primary.g_a[1].beta_reparam.pedestal.item() > 0
 
 
 def test_frozen_parts_do_not_move(tiny_data, tmp_path):

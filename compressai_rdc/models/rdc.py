@@ -38,7 +38,7 @@ from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
-from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
+from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
 from compressai_rdc.models.residual import INIT_SCALE, ResidualScalableBranch, check_layers, hyper_size, init_scale_bias
 
@@ -74,10 +74,20 @@ class PrimaryBranch(nn.Module):
 
     Args:
         N: hidden channels; M: latent channels; levels: gain levels ``L``.
-        gain_range: initial (lowest, highest) gain of both gain units (see :data:`GAIN_RANGE`).
+        gain_range: initial gain of the latent's gain unit at level 0 and level ``L-1`` (see :data:`GAIN_RANGE`).
+        hyper_gain_range: the same for the hyper-latent's gain unit; default
+            :func:`~compressai_rdc.layers.gain.normalising_range` of ``gain_range``
+            (``z`` keeps one distribution at every rate, so one factorized density fits all).
     """
 
-    def __init__(self, N: int = 96, M: int = 160, levels: int = 8, gain_range: Tuple[float, float] = GAIN_RANGE):
+    def __init__(
+        self,
+        N: int = 96,
+        M: int = 160,
+        levels: int = 8,
+        gain_range: Tuple[float, float] = GAIN_RANGE,
+        hyper_gain_range: Optional[Tuple[float, float]] = None,
+    ):
         super().__init__()
         self.N, self.M, self.levels = N, M, levels
         self.g_a = analysis(3, N, M)
@@ -85,7 +95,7 @@ class PrimaryBranch(nn.Module):
         self.h_a = hyper_analysis(N, M)
         self.h_s = hyper_synthesis(N, M)
         self.gain = ChannelGainUnit(M, levels, gain_range)
-        self.hyper_gain = ChannelGainUnit(N, levels, gain_range)
+        self.hyper_gain = ChannelGainUnit(N, levels, hyper_gain_range or normalising_range(gain_range))
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
         init_scale_bias(self.h_s[-1], M)

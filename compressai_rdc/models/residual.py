@@ -36,7 +36,7 @@ from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
-from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate
+from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
 
 __all__ = ["INIT_SCALE", "ResidualScalableBranch", "hyper_size", "init_scale_bias", "split_sizes"]
@@ -107,7 +107,9 @@ class ResidualScalableBranch(nn.Module):
         group_sizes: explicit channel count of each layer (sums to ``M``);
             default: :func:`split_sizes`.
         fuse_channels: width of the full-resolution fusion with ``x̂₁``.
-        gain_range: initial (lowest, highest) gain of the residual gain units.
+        gain_range: initial gain of the residual latent's gain unit at level 0 and ``L-1``.
+        hyper_gain_range: the same for the hyper-latent; default
+            :func:`~compressai_rdc.layers.gain.normalising_range` of ``gain_range``.
 
     Attributes:
         parallel: entropy-code the layer substreams on a thread pool (default False; see :func:`_map`).
@@ -124,6 +126,7 @@ class ResidualScalableBranch(nn.Module):
         group_sizes: Optional[Sequence[int]] = None,
         fuse_channels: int = 16,
         gain_range: Tuple[float, float] = (2.0, 64.0),
+        hyper_gain_range: Optional[Tuple[float, float]] = None,
     ):
         super().__init__()
         sizes = list(group_sizes) if group_sizes is not None else split_sizes(M, layers)
@@ -139,7 +142,7 @@ class ResidualScalableBranch(nn.Module):
             conv(fuse_channels, 3, kernel_size=3, stride=1),
         )
         self.gain = ChannelGainUnit(M, levels, gain_range)
-        self.hyper_gain = ChannelGainUnit(N, levels, gain_range)
+        self.hyper_gain = ChannelGainUnit(N, levels, hyper_gain_range or normalising_range(gain_range))
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
         init_scale_bias(self.h_s[-1], M)

@@ -114,9 +114,9 @@ def load_state_dict_file(path: PathLike, sha256: Optional[str] = None) -> Dict[s
         raise WeightsFormatError(f"{str(path)!r} is not a readable safetensors file: {exc}") from exc
 
 
-def clean_state_dict(state_dict: Mapping) -> Dict[str, torch.Tensor]:
+def clean_state_dict(state_dict: Mapping, *, cast: bool = True) -> Dict[str, torch.Tensor]:
     """Unwrap ``{"state_dict": ...}``-style containers and strip DDP/compile prefixes;
-    floating tensors are cast to float32 (shipped weights are fp16)."""
+    floating tensors are cast to float32 (shipped weights are fp16) unless ``cast=False``."""
     sd = dict(state_dict)
     for key in _WRAPPER_KEYS:
         if key in sd and isinstance(sd[key], Mapping):
@@ -132,7 +132,7 @@ def clean_state_dict(state_dict: Mapping) -> Dict[str, torch.Tensor]:
             for p in _PREFIXES:
                 if k.startswith(p):
                     k, changed = k[len(p):], True
-        out[k] = v.float() if v.is_floating_point() else v
+        out[k] = v.float() if cast and v.is_floating_point() else v
     return out
 
 
@@ -142,7 +142,9 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
     Models whose saved entropy-coder tables are empty are updated afterwards so
     that ``compress`` works immediately.
     """
-    sd = clean_state_dict(state_dict)
+    raw = clean_state_dict(state_dict, cast=False)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
+    _keep_exact_constants(model, raw, sd)
     _fill_missing_entropy_tables(model, sd)
     try:
         model.load_state_dict(sd)
@@ -151,6 +153,24 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
     if _needs_update(model):
         model.update(force=True)
     return model
+
+
+def _keep_exact_constants(model: nn.Module, raw: Mapping[str, torch.Tensor], sd: Dict[str, torch.Tensor]) -> None:
+    """Keep the model's own float32 value of a buffer that a file holds only as its
+    fp16 rounding.
+
+    Buffers such as CompressAI's likelihood bound (1e-9) and GDN's pedestal
+    (2^-36) are constants of the architecture, and fp16 flushes them to zero: a
+    zero likelihood bound makes the rate infinite as soon as training continues
+    from such a file. Files written by :func:`save_weights` keep buffers in their
+    own dtype; for fp16 buffers from other writers, a value that equals the
+    model's constant rounded to fp16 *is* that constant, so the exact one is used.
+    """
+    for name, buf in model.named_buffers():
+        v = raw.get(name)
+        if (v is not None and v.dtype == torch.float16 and buf.is_floating_point() and buf.dtype != torch.float16
+                and v.shape == buf.shape and torch.equal(buf.detach().cpu().half(), v.cpu())):
+            sd[name] = buf.detach().clone()
 
 
 def _fill_missing_entropy_tables(model: nn.Module, sd: Dict[str, torch.Tensor]) -> None:
@@ -175,17 +195,27 @@ def _needs_update(model: nn.Module) -> bool:
 
 
 def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadata: Optional[Dict[str, str]] = None) -> Tuple[Path, str]:
-    """Write ``model``'s state dict as safetensors (floating tensors in fp16 when
-    ``half``) and return ``(path, sha256)``. Refuses to overwrite a file."""
+    """Write ``model``'s state dict as safetensors and return ``(path, sha256)``.
+    Refuses to overwrite a file.
+
+    With ``half``, floating *parameters* are stored in fp16 (those with values
+    beyond fp16's range stay float32); buffers keep their dtype, because they
+    hold constants fp16 cannot represent (likelihood bound 1e-9, GDN pedestal
+    2^-36) and entropy-coder tables, and they are a few kilobytes.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{str(path)!r} exists; remove it or choose another path")
+    params = {k for k, _ in model.named_parameters()}
+    fp16_max = torch.finfo(torch.float16).max
     sd = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
-        sd[k] = (v.half() if half and v.is_floating_point() else v).contiguous()
+        if half and k in params and v.is_floating_point() and v.abs().max() <= fp16_max:
+            v = v.half()
+        sd[k] = v.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=metadata)
     return path, sha256_file(path)

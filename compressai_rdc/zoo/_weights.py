@@ -14,8 +14,8 @@ from compressai_rdc.registry import WeightSpec
 PRETRAINED: Dict[str, Dict[str, WeightSpec]] = {
     "rdc-versatile": {
         "mse": WeightSpec(
-            "rdc-versatile-mse-1789067f.safetensors",
-            "1789067f72ce5226320bd5af8861be017298b801ee27c7bcfc165afcdbde3f82",
+            "rdc-versatile-mse-3b65c2ec.safetensors",
+            "3b65c2ece8d01396395ad48a2f4e2f6ea4c9236b1ed407524a6c0394a0500875",
             description=(
                 "preliminary: stage I only (recipe rdc-versatile-stage1, 2,281 steps x 32 crops of 256 px on "
                 "../shared/data/train, one H100, 7 min); the residual branch is untrained, so decode with "
