@@ -362,7 +362,7 @@ def build_compressai_codec(spec: Spec) -> LearnedCodec:
         if qualities is not None:
             raise InvalidArgumentError(f"give either checkpoint= or quality= in {spec.text!r}, not both")
         for path in checkpoints:
-            sd = clean_state_dict(load_state_dict_file(str(path)))
+            sd = clean_state_dict(load_state_dict_file(str(path)), cast=False)  # load_into sees the file's dtypes
             model = model_architectures[spec.name].from_state_dict(sd)
             load_into(model, sd, source=str(path))
             model.update(force=True)

@@ -34,13 +34,19 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
-from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
-from compressai_rdc.models.residual import INIT_SCALE, ResidualScalableBranch, check_layers, hyper_size, init_scale_bias
+from compressai_rdc.models.residual import (
+    INIT_SCALE,
+    ResidualScalableBranch,
+    check_layers,
+    hyper_size,
+    init_scale_bias,
+    quantize_hyperprior,
+)
 
 __all__ = ["GAIN_RANGE", "INIT_SCALE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
 
@@ -132,12 +138,8 @@ class PrimaryBranch(nn.Module):
         sees straight-through-rounded latents, the likelihoods the noise proxy (training)."""
         r = check_rate(rate, self.levels, x.shape[0], self.levels - 1)
         y_g, z_g = self._latents(x, r, cond)
-        _, z_lik = self.entropy_bottleneck(z_g)
-        med = self.entropy_bottleneck._get_medians()
-        z_hat = quantize_ste(z_g - med) + med
-        scales, means = self._params(z_hat, r, y_g.shape[-2:])
-        _, y_lik = self.gaussian_conditional(y_g, scales, means=means)
-        y_hat = self.gain.inverse(quantize_ste(y_g - means) + means, r)
+        y_hat_g, _, y_lik, z_lik = quantize_hyperprior(self, y_g, z_g, r)
+        y_hat = self.gain.inverse(y_hat_g, r)
         return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def compress(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:

@@ -39,7 +39,7 @@ from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
 
-__all__ = ["INIT_SCALE", "ResidualScalableBranch", "hyper_size", "init_scale_bias", "split_sizes"]
+__all__ = ["INIT_SCALE", "ResidualScalableBranch", "hyper_size", "init_scale_bias", "quantize_hyperprior", "split_sizes"]
 
 
 def hyper_size(latent_size) -> tuple:
@@ -59,6 +59,23 @@ def init_scale_bias(last: nn.Conv2d, M: int, value: float = INIT_SCALE) -> None:
 
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_lock = threading.Lock()
+
+
+def quantize_hyperprior(branch: nn.Module, y_g: Tensor, z_g: Tensor, rate: Tensor):
+    """Training/forward pass of a gained mean-scale hyperprior, shared by both RDC branches.
+
+    ``branch`` has ``entropy_bottleneck``, ``gaussian_conditional`` and
+    ``_params(z_hat, rate, size) -> (scales, means)`` in the gained domain.
+    Returns ``(y_hat_g, means, y_likelihoods, z_likelihoods)``: the synthesis
+    path sees straight-through-rounded latents, the likelihoods the entropy
+    models' own proxy (noise in training).
+    """
+    _, z_lik = branch.entropy_bottleneck(z_g)
+    med = branch.entropy_bottleneck._get_medians()
+    z_hat = quantize_ste(z_g - med) + med
+    scales, means = branch._params(z_hat, rate, y_g.shape[-2:])
+    _, y_lik = branch.gaussian_conditional(y_g, scales, means=means)
+    return quantize_ste(y_g - means) + means, means, y_lik, z_lik
 
 
 def _map(fn: Callable, items: Sequence, parallel: bool) -> List:
@@ -201,12 +218,7 @@ class ResidualScalableBranch(nn.Module):
             raise InvalidArgumentError("layers=0 codes no residual; skip the branch instead")
         rho = check_rate(rate, self.levels, x.shape[0], self.levels - 1, name="residual rate")
         y_g, z_g = self._encode_latents(x, x_hat1, rho)
-        _, z_lik = self.entropy_bottleneck(z_g)
-        med = self.entropy_bottleneck._get_medians()
-        z_hat = quantize_ste(z_g - med) + med
-        scales, means = self._params(z_hat, rho, y_g.shape[-2:])
-        _, y_lik = self.gaussian_conditional(y_g, scales, means=means)
-        y_hat_g = quantize_ste(y_g - means) + means
+        y_hat_g, means, y_lik, z_lik = quantize_hyperprior(self, y_g, z_g, rho)
         if k < K:
             mask = self._channel_mask(k, y_hat_g)
             y_hat_g = y_hat_g * mask + means * (1 - mask)
