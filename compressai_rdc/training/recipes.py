@@ -44,7 +44,7 @@ DEFAULTS: Dict[str, Any] = {
     "seed": 0,
     "model": {"name": None, "quality": None, "kwargs": {}, "init_weights": None},
     "data": {"train": None, "crop": 256, "batch_size": 16, "small": "upscale", "hflip": True, "vflip": False,
-             "keep_on": "auto", "max_images": None},
+             "keep_on": "auto", "max_images": None, "schedule": []},
     "loss": {},
     "controls": {},
     "freeze": [],

@@ -114,7 +114,7 @@ def fast_step_fn(model_name: str, quality: int, batch: int, crop: int, device: t
     tmp = tempfile.TemporaryDirectory(prefix="rdc-throughput-")  # removed with the closure
     trainer = Trainer(cfg, tmp.name, device=str(device), progress=False)
     trainer._tmp = tmp
-    trainer.sampler = CropSampler.from_tensors(images, crop, device=device)
+    trainer._samplers[crop] = CropSampler.from_tensors(images, crop, device=device)
     trainer._train_mode()
     return trainer.train_step
 

@@ -31,11 +31,12 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 import yaml
@@ -55,9 +56,34 @@ class CheckpointError(RDCError, FileNotFoundError):
     """A run folder has no checkpoint to resume, or holds one that must not be overwritten."""
 
 
-def _auto(value: Any, device: torch.device) -> bool:
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), so that
+    bf16 autocast speeds training up instead of emulating bf16 in software.
+
+    Asks oneDNN (``torch.ops.mkldnn._is_mkldnn_bf16_supported``); where that
+    private probe is missing, reads the CPU flags from ``/proc/cpuinfo``.
+    """
+    probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    if probe is not None:
+        try:
+            return bool(probe())
+        except RuntimeError:  # an op that is declared but not built in
+            pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def _auto(value: Any, device: torch.device, *, cpu: bool = False) -> bool:
+    """Resolve a ``speed`` switch: ``"auto"`` is on for CUDA and, where ``cpu`` is
+    set (bf16 autocast and channels_last), on CPUs with native bf16."""
     if value == "auto":
-        return device.type == "cuda"
+        if device.type == "cuda":
+            return True
+        return cpu and device.type == "cpu" and cpu_supports_bf16()
     return bool(value)
 
 
@@ -149,8 +175,8 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = tf32
             torch.backends.cudnn.allow_tf32 = tf32
             torch.backends.cudnn.benchmark = True
-        self.bf16 = _auto(speed["bf16"], self.device)
-        self.channels_last = _auto(speed["channels_last"], self.device)
+        self.bf16 = _auto(speed["bf16"], self.device, cpu=True)
+        self.channels_last = _auto(speed["channels_last"], self.device, cpu=True)
 
         # model ------------------------------------------------------------------
         self.model = build_model(cfg["model"]).to(self.device)
@@ -206,7 +232,8 @@ class Trainer:
         d = cfg["data"]
         self.batch_size = int(d["batch_size"])
         self._data_cfg = d
-        self.sampler: Optional[CropSampler] = None
+        self.phases = data_phases(d, self.total_steps)
+        self._samplers: Dict[int, CropSampler] = {}
 
         self.step = 0
         self.elapsed = 0.0
@@ -237,17 +264,28 @@ class Trainer:
             sub.eval()
         self.criterion.train()
 
-    def _data(self) -> CropSampler:
-        if self.sampler is None:
+    def phase(self, step: int) -> Tuple[int, int]:
+        """``(crop, batch_size)`` of optimisation step ``step`` (see :func:`data_phases`)."""
+        crop, batch = self.phases[0][1:]
+        for start, c, b in self.phases:
+            if step >= start:
+                crop, batch = c, b
+        return crop, batch
+
+    def _data(self, crop: Optional[int] = None) -> CropSampler:
+        """The sampler of ``crop`` (default: the first phase's), built on first use:
+        the images are decoded once per crop size and kept in memory."""
+        crop = self.phases[0][1] if crop is None else int(crop)
+        if crop not in self._samplers:
             d = self._data_cfg
             root = d.get("train") or default_train_dir()
             keep = d.get("keep_on", "auto")
             where = self.device if keep in ("auto", "device") else torch.device(keep)
-            self.sampler = CropSampler(
-                root, int(d["crop"]), seed=self.seed, device=where, small=d["small"],
+            self._samplers[crop] = CropSampler(
+                root, crop, seed=self.seed, device=where, small=d["small"],
                 hflip=bool(d["hflip"]), vflip=bool(d["vflip"]), max_images=d.get("max_images"),
             )
-        return self.sampler
+        return self._samplers[crop]
 
     # -- one step --------------------------------------------------------------------------
     def _autocast(self):
@@ -259,7 +297,8 @@ class Trainer:
         rank = self.dist.rank
         torch.manual_seed((self.seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1))
         g = torch.Generator().manual_seed((self.seed * 31 + step * 1_000_033 + rank) % (2**63 - 1))
-        x = self._data().batch(step, self.batch_size, rank, self.dist.world_size).to(self.device, non_blocking=True)
+        crop, batch = self.phase(step)
+        x = self._data(crop).batch(step, batch, rank, self.dist.world_size).to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         fwd_kwargs, extras = self.recipe.sample(x, g)
@@ -310,7 +349,7 @@ class Trainer:
         log_cfg, val_cfg = self.config["log"], self.config["val"]
         self._install_signal_handler()
         self._train_mode()
-        self._data()
+        self._data(self.phase(self.step)[0])
         logger = _CsvLog(self.out / "log.csv", self.step) if self.is_main else None
         bar = None
         if self.is_main and self.progress:
@@ -334,7 +373,7 @@ class Trainer:
             t0 = time.monotonic()
             logs = self.train_step(self.step)
             self.step += 1
-            images += self.batch_size * self.dist.world_size
+            images += self.phase(self.step - 1)[1] * self.dist.world_size
             step_times = (step_times + [time.monotonic() - t0])[-50:]
             if bar is not None:
                 bar.update(1)
@@ -470,6 +509,29 @@ class Trainer:
         return rows
 
 
+def data_phases(data: Mapping[str, Any], total_steps: int) -> List[Tuple[int, int, int]]:
+    """The crop-size schedule of a config's ``data`` section as sorted
+    ``(first step, crop, batch_size)`` triples.
+
+    ``data.crop`` / ``data.batch_size`` hold from step 0; each entry of
+    ``data.schedule`` (``{from: 0.9, crop: 256, batch_size: 8}``) switches to its
+    crop (and batch size, default unchanged) from a step, given as a fraction of
+    ``optim.steps`` when below 1. Small crops early and the evaluation resolution
+    last is how the stage-0 recipe buys most of its steps cheaply.
+    """
+    phases = [(0, int(data["crop"]), int(data["batch_size"]))]
+    for i, entry in enumerate(data.get("schedule") or []):
+        if not isinstance(entry, Mapping) or "from" not in entry or "crop" not in entry:
+            raise InvalidArgumentError(f"data.schedule[{i}]={entry!r} must be a mapping with 'from' and 'crop' (and optionally 'batch_size')")
+        start = float(entry["from"])
+        first = int(round(start * total_steps)) if 0 <= start < 1 else int(start)
+        crop, batch = int(entry["crop"]), int(entry.get("batch_size", phases[-1][2]))
+        if first < 0 or crop < 16 or batch < 1:
+            raise InvalidArgumentError(f"data.schedule[{i}]={dict(entry)!r}: need from >= 0, crop >= 16, batch_size >= 1")
+        phases.append((first, crop, batch))
+    return sorted(phases, key=lambda p: p[0])
+
+
 def state_digest(model: nn.Module, criterion: Optional[nn.Module] = None) -> str:
     """sha256 (16 hex digits) of a model's parameters and buffers (and the loss's
     trainable state: queue, discriminator), for cross-rank checks."""
@@ -530,4 +592,4 @@ class _CsvLog:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-__all__ = ["CheckpointError", "Trainer", "keep_entropy_models_fp32", "split_parameters"]
+__all__ = ["CheckpointError", "Trainer", "cpu_supports_bf16", "data_phases", "keep_entropy_models_fp32", "split_parameters"]
