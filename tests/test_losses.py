@@ -45,7 +45,7 @@ def lite0_moco():
 
 
 def test_registered_names():
-    assert {"rate", "mse", "weighted-mse", "local-mse", "moco-cognition", "sfm", "gan"} <= set(LOSSES.names())
+    assert {"rate", "mse", "weighted-mse", "local-mse", "moco-cognition", "sfm", "feature-mse", "gan"} <= set(LOSSES.names())
     assert LOSSES.get("local-mse") is LocalMSELoss
 
 
@@ -189,6 +189,30 @@ def test_sfm_is_mean_l1_of_features():
     assert loss({"x_hat": x}, x)["loss"].item() == 0.0
     expected = (bb.eval()(x) - bb(y)).abs().mean()
     assert loss({"x_hat": y}, x)["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_feature_mse_is_the_mean_over_stages_of_squared_feature_differences():
+    from compressai_rdc.losses import FeatureMSELoss
+
+    class TwoStages(nn.Module):
+        def forward(self, x):
+            return [x * 2.0, x.mean(1, keepdim=True)]
+
+    loss = FeatureMSELoss(backbone=TwoStages())
+    x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    nx, ny = loss.normalize(x), loss.normalize(y)
+    expected = (((2 * ny - 2 * nx) ** 2).mean() + ((ny.mean(1) - nx.mean(1)) ** 2).mean()) / 2
+    assert loss({"x_hat": y}, x)["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss({"x_hat": x}, x)["loss"].item() == 0.0
+    with pytest.raises(InvalidArgumentError, match="distance='l3'"):
+        FeatureMSELoss(backbone=TwoStages(), distance="l3")
+
+
+def test_feature_mse_defaults_to_every_lite0_stage():
+    from compressai_rdc.losses import FeatureMSELoss
+
+    loss = FeatureMSELoss()
+    assert len(loss.features(torch.rand(1, 3, 64, 64))) == 5 and loss.distance == "mse"
 
 
 # -- GAN -------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ def register_losses(register):
 
 @hookimpl
 def register_commands(register):
-    from compressai_rdc.cli import train
+    from compressai_rdc.cli import release, train
 
     register("train", train.configure, run=train.run, help="train a codec with a recipe config (resumable, DDP-ready)")
+    register("release", release.configure, run=release.run,
+             help="continue the shipped weights' training for N minutes, evaluate, append to the ledger")

@@ -7,13 +7,14 @@ module                 losses
 ``distortion``         :class:`MSELoss`, :class:`WeightedMSELoss` (quality-map λ),
                        :class:`LocalMSELoss` (RDC's pooled MSE + range penalty)
 ``cognition``          :class:`MoCoCognitionLoss` (RDC's MoCo InfoNCE with a queue)
-``sfm``                :class:`SFMLoss` (HEVRC's semantic feature matching)
+``sfm``                :class:`SFMLoss` (HEVRC's semantic feature matching),
+                       :class:`FeatureMSELoss` (Adapt-ICMH's multi-stage feature MSE)
 ``gan``                :class:`GANLoss`, :class:`ConditionalDiscriminator` (HEVRC)
 ``composite``          :class:`CompositeLoss`, :func:`build_loss` (weights from a config)
 =====================  =========================================================
 
 Every loss is registered in :data:`compressai_rdc.LOSSES` (names ``rate``,
-``mse``, ``weighted-mse``, ``local-mse``, ``moco-cognition``, ``sfm``, ``gan``)
+``mse``, ``weighted-mse``, ``local-mse``, ``moco-cognition``, ``sfm``, ``feature-mse``, ``gan``)
 and follows the contract of :mod:`compressai_rdc.losses.base`.
 """
 
@@ -23,7 +24,7 @@ from compressai_rdc.losses.composite import CompositeLoss, build_loss
 from compressai_rdc.losses.distortion import LocalMSELoss, MSELoss, WeightedMSELoss, psnr_from_mse
 from compressai_rdc.losses.gan import ConditionalDiscriminator, GANLoss, discriminator_loss, generator_loss
 from compressai_rdc.losses.rate import RateLoss, bits_per_pixel
-from compressai_rdc.losses.sfm import SFMLoss
+from compressai_rdc.losses.sfm import FeatureMSELoss, SFMLoss
 
 #: name -> (class, one-line description), registered by the built-in plugin
 BUILTIN_LOSSES = {
@@ -33,6 +34,7 @@ BUILTIN_LOSSES = {
     "local-mse": (LocalMSELoss, "MSE of k×k average-pooled images + [0, 1] range penalty (RDC)"),
     "moco-cognition": (MoCoCognitionLoss, "MoCo InfoNCE between frozen-backbone embeddings of x̂ and x (RDC)"),
     "sfm": (SFMLoss, "L1 between frozen-backbone feature maps of x̂ and x (HEVRC)"),
+    "feature-mse": (FeatureMSELoss, "mean over backbone stages of the feature MSE between x̂ and x (Adapt-ICMH)"),
     "gan": (GANLoss, "conditional non-saturating GAN generator loss; owns the discriminator (HEVRC)"),
 }
 
@@ -42,6 +44,7 @@ __all__ = [
     "ConditionalDiscriminator",
     "GANLoss",
     "LocalMSELoss",
+    "FeatureMSELoss",
     "Loss",
     "MSELoss",
     "MoCoCognitionLoss",

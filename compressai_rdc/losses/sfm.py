@@ -1,6 +1,16 @@
-"""Semantic feature matching (SFM) loss of HEVRC (Lu et al., §3.3, eq. 4).
+"""Feature matching on a frozen backbone: HEVRC's SFM loss and multi-stage feature MSE.
+
+Semantic feature matching (SFM) of HEVRC (Lu et al., §3.3, eq. 4)::
 
     L_SFM = 1/(H_F W_F C_F) · Σ |F(x) - F(x̂)|      (mean L1, per chosen layer, averaged)
+
+Multi-stage feature MSE (:class:`FeatureMSELoss`), the fine-tuning objective of
+Adapt-ICMH (Li et al., ECCV 2024, "Image Compression for Machine and Human
+Vision with Spatial-Frequency Adaptation", ``bpp + λ·Σ_s MSE(f_s(x̂), f_s(x))``
+over the stages of the frozen classifier), which took a whole MSE codec from
+51.1 % to 72.9 % ResNet-50 top-1 at a lower rate::
+
+    L_FM = 1/S · Σ_s mean((F_s(x̂) - F_s(x))²)        (every stage s of the backbone)
 
 ``F`` is a frozen pretrained feature extractor; HEVRC uses VGG16's, we default
 to ``tf_efficientnet_lite0`` (offline weights) and let any timm name be used::
@@ -23,6 +33,10 @@ from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.losses.base import Loss, check_images, frozen_backbone, get_output, per_sample_mean, result
 
 
+#: element-wise distances of feature differences
+DISTANCES = {"l1": torch.abs, "mse": torch.square}
+
+
 class SFMLoss(Loss):
     """Mean L1 distance between frozen-backbone feature maps of x̂ and x.
 
@@ -33,6 +47,7 @@ class SFMLoss(Loss):
             mean L1 counts equally.
         weights: local weights file for a timm name.
         x_hat_key: output entry holding the reconstruction.
+        distance: ``"l1"`` (HEVRC) or ``"mse"`` (Adapt-ICMH).
     """
 
     frozen_modules = ("backbone",)
@@ -43,6 +58,7 @@ class SFMLoss(Loss):
         layers: Optional[Sequence[int]] = (2, 3, 4),
         weights: Optional[str] = None,
         x_hat_key: str = "x_hat",
+        distance: str = "l1",
     ):
         super().__init__()
         if layers is not None and len(layers) == 0:
@@ -51,7 +67,9 @@ class SFMLoss(Loss):
         self.backbone, self.normalize = frozen_backbone(
             backbone, weights=weights, features_only=named, out_indices=layers if named else None
         )
-        self.x_hat_key = x_hat_key
+        if distance not in DISTANCES:
+            raise InvalidArgumentError(f"distance={distance!r} is invalid; valid: {', '.join(DISTANCES)}")
+        self.x_hat_key, self.distance = x_hat_key, distance
 
     def features(self, x: Tensor):
         """Feature maps (list) of images ``(B, 3, H, W)`` in [0, 1]."""
@@ -64,8 +82,27 @@ class SFMLoss(Loss):
         with torch.no_grad():
             ref = self.features(target)
         got = self.features(x_hat)
-        per = sum(per_sample_mean((g.float() - r.float()).abs()) for g, r in zip(got, ref)) / len(ref)
+        dist = DISTANCES[self.distance]
+        per = sum(per_sample_mean(dist(g.float() - r.float())) for g, r in zip(got, ref)) / len(ref)
         return result(per)
 
 
-__all__ = ["SFMLoss"]
+class FeatureMSELoss(SFMLoss):
+    """Mean over backbone stages of the feature MSE between x̂ and x (Adapt-ICMH).
+
+    Same arguments as :class:`SFMLoss`; defaults to every stage of the backbone
+    (``tf_efficientnet_lite0``: strides 2 … 32) and the squared distance.
+    """
+
+    def __init__(
+        self,
+        backbone: Union[str, nn.Module] = "tf_efficientnet_lite0",
+        layers: Optional[Sequence[int]] = (0, 1, 2, 3, 4),
+        weights: Optional[str] = None,
+        x_hat_key: str = "x_hat",
+        distance: str = "mse",
+    ):
+        super().__init__(backbone, layers, weights, x_hat_key, distance)
+
+
+__all__ = ["DISTANCES", "FeatureMSELoss", "SFMLoss"]

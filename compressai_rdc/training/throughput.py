@@ -101,22 +101,34 @@ def plain_step_fn(model_name: str, quality: int, batch: int, crop: int, device: 
     return step
 
 
-def fast_step_fn(model_name: str, quality: int, batch: int, crop: int, device: torch.device, images, compile: Any = "auto", N=None, M=None):
-    """One step of our trainer on the baseline recipe, as a closure ``f(step)``."""
+def fast_step_fn(model_name: str, quality: int, batch: int, crop: int, device: torch.device, images, compile: Any = "auto",
+                 N=None, M=None, recipe: str = "baseline-mbt2018-mean", speed: Optional[Dict[str, Any]] = None):
+    """One step of our trainer on ``recipe`` (default: the baseline), as a closure ``f(step)``.
+
+    ``model_name``/``quality``/``N``/``M`` replace the recipe's model for the
+    baseline only; other recipes keep their own model. ``speed`` overrides the
+    config's speed switches (``{"bf16": False, ...}``: the plain loop of a recipe).
+    """
     from compressai_rdc.training.recipes import load_config
     from compressai_rdc.training.trainer import Trainer
 
-    kwargs = {k: v for k, v in (("N", N), ("M", M)) if v is not None}
-    cfg = load_config("baseline-mbt2018-mean")
-    cfg["model"] = {"name": model_name, "quality": quality, "kwargs": kwargs, "init_weights": None}
-    cfg["data"]["batch_size"], cfg["data"]["crop"] = batch, crop
+    cfg = load_config(recipe)
+    if recipe == "baseline-mbt2018-mean":
+        kwargs = {k: v for k, v in (("N", N), ("M", M)) if v is not None}
+        cfg["model"] = {"name": model_name, "quality": quality, "kwargs": kwargs, "init_weights": None}
+    cfg["data"]["batch_size"], cfg["data"]["crop"], cfg["data"]["schedule"] = batch, crop, []
     cfg["speed"]["compile"] = (device.type == "cuda") if compile == "auto" else bool(compile)
+    cfg["speed"].update(speed or {})
     tmp = tempfile.TemporaryDirectory(prefix="rdc-throughput-")  # removed with the closure
     trainer = Trainer(cfg, tmp.name, device=str(device), progress=False)
     trainer._tmp = tmp
     trainer._samplers[crop] = CropSampler.from_tensors(images, crop, device=device)
     trainer._train_mode()
     return trainer.train_step
+
+
+#: the plain loop of a recipe: every speed switch off
+PLAIN_SPEED = {"bf16": False, "channels_last": False, "compile": False, "tf32": False, "fused_adam": False}
 
 
 def measure(
@@ -135,8 +147,14 @@ def measure(
     compile: Any = "auto",
     N: Optional[int] = None,
     M: Optional[int] = None,
+    recipe: str = "baseline-mbt2018-mean",
 ) -> Dict[str, Any]:
-    """Images/s of each mode; see the module docstring. ``fast_warmup`` covers compilation."""
+    """Images/s of each mode; see the module docstring. ``fast_warmup`` covers compilation.
+
+    For the baseline recipe the plain loop is CompressAI's example loop; for any
+    other recipe (e.g. the cognition recipe, whose frozen backbone is part of
+    every step) it is our trainer with every speed switch off.
+    """
     dev = torch.device(device)
     images = _images(data, crop)
     results = []
@@ -148,9 +166,14 @@ def measure(
             if dev.type == "cuda":
                 torch.backends.cuda.matmul.allow_tf32 = tf32
                 torch.backends.cudnn.allow_tf32 = tf32
-            fn, b, w = plain_step_fn(model_name, quality, plain_batch, crop, dev, images, N=N, M=M), plain_batch, warmup
+            if recipe == "baseline-mbt2018-mean":
+                fn = plain_step_fn(model_name, quality, plain_batch, crop, dev, images, N=N, M=M)
+            else:
+                fn = fast_step_fn(model_name, quality, plain_batch, crop, dev, images, compile=False, recipe=recipe,
+                                  speed=dict(PLAIN_SPEED, tf32=tf32))
+            b, w = plain_batch, warmup
         elif mode == "fast":
-            fn, b, w = fast_step_fn(model_name, quality, fast_batch, crop, dev, images, compile=compile, N=N, M=M), fast_batch, fast_warmup
+            fn, b, w = fast_step_fn(model_name, quality, fast_batch, crop, dev, images, compile=compile, N=N, M=M, recipe=recipe), fast_batch, fast_warmup
         else:
             raise ValueError(f"unknown mode {mode!r}; valid: plain-fp32, plain-tf32, fast")
         r = _timed(fn, dev, w, steps, seconds, b)
@@ -159,32 +182,61 @@ def measure(
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     by = {r["mode"]: r["images_per_s"] for r in results}
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     return {
-        "model": model_name, "quality": quality, "crop": crop, "device": name, "torch": torch.__version__,
-        "results": results,
+        "recipe": recipe, "model": model_name if recipe == "baseline-mbt2018-mean" else None, "quality": quality, "crop": crop,
+        "device": name, "torch": torch.__version__, "results": results,
         "speedup_fast_vs_plain_fp32": round(by["fast"] / by["plain-fp32"], 2) if {"fast", "plain-fp32"} <= set(by) else None,
     }
 
 
+def cpu_name() -> str:
+    """``"cpu (<model name>, <n> threads, bf16: yes/no)"`` for reports."""
+    from compressai_rdc.training.trainer import cpu_supports_bf16
+
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"cpu ({model}, {torch.get_num_threads()} threads, native bf16: {'yes' if cpu_supports_bf16() else 'no'})"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(prog="python -m compressai_rdc.training.throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="mbt2018-mean")
     p.add_argument("--quality", type=int, default=3)
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--plain-batch", type=int, default=16)
-    p.add_argument("--fast-batch", type=int, default=64)
+    p.add_argument("--crops", default=None, help="crop sizes, comma-separated (default: 256 on CUDA, 128,256 on the CPU)")
+    p.add_argument("--recipes", default=None,
+                   help="recipes, comma-separated (default: the baseline; on the CPU also the cognition recipe rdc-versatile-stage1-fm)")
+    p.add_argument("--device", default="cuda" if cuda else "cpu")
+    p.add_argument("--plain-batch", type=int, default=None, help="default: 16 on CUDA, 8 on the CPU")
+    p.add_argument("--fast-batch", type=int, default=None, help="default: 64 on CUDA, 8 on the CPU")
     p.add_argument("--data", default=None, help="image folder for crops (default: synthetic images)")
     p.add_argument("--seconds", type=float, default=15.0, help="measuring time per mode (after warm-up)")
     p.add_argument("--fast-warmup", type=int, default=8, help="warm-up steps of the fast loop (compilation)")
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--json", default=None, help="also write the result here")
     a = p.parse_args(argv)
-    res = measure(a.model, a.quality, a.crop, a.device, a.plain_batch, a.fast_batch, a.data, a.seconds,
-                  fast_warmup=a.fast_warmup, compile=False if a.no_compile else "auto")
+    on_cpu = torch.device(a.device).type == "cpu"
+    crops = [int(c) for c in (a.crops or ("128,256" if on_cpu else "256")).split(",")]
+    recipes = (a.recipes or ("baseline-mbt2018-mean,rdc-versatile-stage1-fm" if on_cpu else "baseline-mbt2018-mean")).split(",")
+    plain_batch = a.plain_batch or (8 if on_cpu else 16)
+    fast_batch = a.fast_batch or (8 if on_cpu else 64)
+    runs = [measure(a.model, a.quality, crop, a.device, plain_batch, fast_batch, a.data, a.seconds, fast_warmup=a.fast_warmup,
+                    compile=False if a.no_compile else "auto", recipe=recipe)
+            for recipe in recipes for crop in crops]
+    res: Any = runs[0] if len(runs) == 1 else {"runs": runs}
     text = json.dumps(res, indent=2)
     print(text)
+    for r in runs:
+        print(f"{r['recipe']:28s} {r['crop']:4d}²  speed-up {r['speedup_fast_vs_plain_fp32']}×  "
+              + "  ".join(f"{x['mode']} {x['images_per_s']} img/s" for x in r["results"]))
     if a.json:
         from pathlib import Path
 

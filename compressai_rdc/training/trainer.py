@@ -153,6 +153,7 @@ class Trainer:
         device: Optional[str] = None,
         resume: bool = False,
         init_weights: Optional[str] = None,
+        start_step: int = 0,
         progress: bool = True,
     ):
         self.config = copy.deepcopy(dict(config))
@@ -240,12 +241,28 @@ class Trainer:
         self._stop_signal = False
         if resume:
             self._load_checkpoint(ckpt_path)
+        elif start_step:
+            self._fast_forward(int(start_step))
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out / "config.yaml", "w") as f:
                 yaml.safe_dump(self.config, f, sort_keys=False)
 
     # -- setup helpers -----------------------------------------------------------------
+    def _fast_forward(self, step: int) -> None:
+        """Continue a schedule at ``step`` without a checkpoint (from exported weights):
+        the learning-rate schedule and the data phases continue where they stood;
+        the optimizers' moments start afresh (an export does not hold them)."""
+        if not 0 <= step <= self.total_steps:
+            raise InvalidArgumentError(f"start_step={step} is outside the schedule's 0..{self.total_steps} steps")
+        import warnings
+
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()" is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(step):
+                self.scheduler.step()
+        self.step = step
+
     def _freeze(self, prefixes: List[str]) -> List[nn.Module]:
         frozen = []
         for prefix in prefixes:
@@ -482,16 +499,17 @@ class Trainer:
         self.elapsed = float(state.get("elapsed_s", 0.0))
 
     # -- export and validation ---------------------------------------------------------------
-    def export(self, path: Union[str, os.PathLike]):
+    def export(self, path: Union[str, os.PathLike], metadata: Optional[Mapping[str, str]] = None):
         """Write the model's fp16 safetensors weights (entropy coders updated) via
-        :func:`compressai_rdc.zoo.save_weights`; rank 0 only."""
+        :func:`compressai_rdc.zoo.save_weights`; rank 0 only. The file's metadata
+        holds the recipe and step (and ``metadata``)."""
         from compressai_rdc.zoo import save_weights
 
         if not self.is_main:
             return None, None
         model = copy.deepcopy(self.model).float().to(memory_format=torch.contiguous_format).eval()
         model.update(force=True)
-        meta = {"recipe": str(self.config["name"]), "step": str(self.step)}
+        meta = {"recipe": str(self.config["name"]), "step": str(self.step), **{k: str(v) for k, v in (metadata or {}).items()}}
         return save_weights(model, path, metadata=meta)
 
     def validate(self) -> List[Dict[str, Any]]:
@@ -519,17 +537,20 @@ def data_phases(data: Mapping[str, Any], total_steps: int) -> List[Tuple[int, in
     ``optim.steps`` when below 1. Small crops early and the evaluation resolution
     last is how the stage-0 recipe buys most of its steps cheaply.
     """
-    phases = [(0, int(data["crop"]), int(data["batch_size"]))]
+    entries = []
     for i, entry in enumerate(data.get("schedule") or []):
         if not isinstance(entry, Mapping) or "from" not in entry or "crop" not in entry:
             raise InvalidArgumentError(f"data.schedule[{i}]={entry!r} must be a mapping with 'from' and 'crop' (and optionally 'batch_size')")
         start = float(entry["from"])
         first = int(round(start * total_steps)) if 0 <= start < 1 else int(start)
-        crop, batch = int(entry["crop"]), int(entry.get("batch_size", phases[-1][2]))
-        if first < 0 or crop < 16 or batch < 1:
+        crop, batch = int(entry["crop"]), entry.get("batch_size")
+        if first < 0 or crop < 16 or (batch is not None and int(batch) < 1):
             raise InvalidArgumentError(f"data.schedule[{i}]={dict(entry)!r}: need from >= 0, crop >= 16, batch_size >= 1")
-        phases.append((first, crop, batch))
-    return sorted(phases, key=lambda p: p[0])
+        entries.append((first, crop, batch))
+    phases = [(0, int(data["crop"]), int(data["batch_size"]))]
+    for first, crop, batch in sorted(entries, key=lambda e: e[0]):  # a batch size left out carries over
+        phases.append((first, crop, phases[-1][2] if batch is None else int(batch)))
+    return phases
 
 
 def state_digest(model: nn.Module, criterion: Optional[nn.Module] = None) -> str:

@@ -2,26 +2,48 @@
 
 Keys are ``"<metric>"`` (one file serves every quality of a variable-rate model)
 or ``"<metric>-<quality>"``. Files live in ``compressai_rdc/zoo/weights/``.
-How each file was trained: ``scripts/release_train.sh`` and the Results page.
+
+The table is read from the release manifest ``zoo/weights/release.json``,
+which ``compressai-rdc release --ship`` writes when newly trained weights beat
+the shipped ones (:mod:`compressai_rdc.training.release`): one place names a
+file, its sha256, how it was trained and what it measured.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+import json
+from importlib.resources import files
+from typing import Any, Dict, Mapping
 
 from compressai_rdc.registry import WeightSpec
 
-PRETRAINED: Dict[str, Dict[str, WeightSpec]] = {
-    "rdc-versatile": {
-        "mse": WeightSpec(
-            "rdc-versatile-mse-3b65c2ec.safetensors",
-            "3b65c2ece8d01396395ad48a2f4e2f6ea4c9236b1ed407524a6c0394a0500875",
-            description=(
-                "preliminary: stage I only (recipe rdc-versatile-stage1, 2,281 steps x 32 crops of 256 px on "
-                "../shared/data/train, one H100, 7 min); the residual branch is untrained, so decode with "
-                "beta=1 (primary branch) until stage II weights ship. Far from the targets: imagenet-dev top-1 "
-                "5.6-24.4 % at beta=1 (0.18-1.57 bpp); for trying the API and the demo"
-            ),
-        ),
-    },
-}
+
+def describe(entry: Mapping[str, Any]) -> str:
+    """A one-paragraph description of a manifest entry (training and measurements)."""
+    ev = entry.get("eval") or {}
+    parts = [f"{entry['stage']} (recipe {entry['recipe']}, step {entry['step']:,}, "
+             f"{entry.get('images', 0):,} training crops of ../shared/data/train)"]
+    measured = []
+    if ev.get("kodak_psnr_beta1") is not None:
+        measured.append(f"Kodak {ev['kodak_psnr_beta1']:.2f} dB at 0.40 bpp with beta=1")
+    if ev.get("kodak_psnr_beta0") is not None:
+        measured.append(f"{ev['kodak_psnr_beta0']:.2f} dB with beta=0")
+    if ev.get("imagenet_top1_beta1") is not None:
+        measured.append(f"imagenet-dev top-1 {ev['imagenet_top1_beta1']:.1f} % at 0.15 bpp (beta=1, tf_efficientnet_lite0)")
+    if measured:
+        parts.append("; ".join(measured))
+    if entry.get("beta", 0.0) == 1.0:
+        parts.append("the residual branch is not trained yet: decode with beta=1")
+    return "; ".join(parts)
+
+
+def _load() -> Dict[str, Dict[str, WeightSpec]]:
+    path = files("compressai_rdc.zoo") / "weights" / "release.json"
+    manifest = json.loads(path.read_text()) if path.is_file() else {}
+    return {
+        model: {entry.get("metric", "mse"): WeightSpec(entry["file"], entry["sha256"], description=describe(entry))}
+        for model, entry in manifest.items()
+    }
+
+
+PRETRAINED: Dict[str, Dict[str, WeightSpec]] = _load()

@@ -1,0 +1,67 @@
+"""``compressai-rdc release``: continue the shipped weights' training for N minutes.
+
+Examples::
+
+    compressai-rdc release rdc-versatile --minutes 120 --device cpu            # train, export, evaluate, ledger row
+    compressai-rdc release rdc-versatile --minutes 120 --device cpu --ship     # … and replace the shipped weights when better
+    compressai-rdc release rdc-versatile --status                              # where the plan stands
+    compressai-rdc release rdc-versatile --minutes 9 --device cuda --no-eval   # a GPU chunk: train and export only …
+    compressai-rdc release rdc-versatile --adopt rdc-versatile-stage0.export.safetensors --ship   # … evaluated and shipped here
+
+See :mod:`compressai_rdc.training.release` and the training guide ("Release training").
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model with a release plan (rdc-versatile)")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget of this chunk, evaluation included")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/release"), help="run folders and exports (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=None, help="data folder with train/, kodak/, imagenet-dev/ (default: ../shared/data)")
+    parser.add_argument("--eval-minutes", type=float, default=12.0, help="time kept for export and evaluation (default: %(default)s)")
+    parser.add_argument("--no-eval", action="store_true", help="train and export only (no evaluation, no ledger row)")
+    parser.add_argument("--ship", action="store_true", help="replace the shipped weights (and the manifest entry) when the candidate is better")
+    parser.add_argument("--ledger", type=Path, default=Path("docs/results.md"), help="page holding the training ledger (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--status", action="store_true", help="print where the plan stands and exit")
+    parser.add_argument("--adopt", type=Path, default=None, metavar="EXPORT",
+                        help="evaluate an export of a chunk run elsewhere (--no-eval on a GPU), ship it when better, add its ledger row")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from compressai_rdc.errors import InvalidArgumentError
+    from compressai_rdc.training.release import adopt, continue_release, plan_for, read_manifest, where_it_stands
+
+    plan = plan_for(args.model)
+    if args.status:
+        pos = where_it_stands(plan, args.runs)
+        print(f"{args.model}: {pos.describe(plan)}")
+        print(json.dumps(read_manifest().get(args.model, {}), indent=2))
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.adopt is not None:
+        report = adopt(args.model, args.adopt, data=args.data, runs=args.runs, ship=args.ship, ledger=args.ledger, threads=args.threads)
+    elif args.minutes is None:
+        raise InvalidArgumentError("release needs --minutes N (the chunk's wall-clock budget), --adopt EXPORT or --status")
+    else:
+        report = continue_release(
+            args.model, args.minutes, device=args.device, runs=args.runs, data=args.data, eval_minutes=args.eval_minutes,
+            evaluate_after=not args.no_eval, ship=args.ship, ledger=None if args.no_eval else args.ledger, threads=args.threads,
+        )
+    print(f"[release] {report.stage}: steps {report.step_from}→{report.step_to}, {report.images:,} images, "
+          f"{report.minutes:.1f} min; export {report.export}")
+    if report.eval:
+        print(json.dumps({k: v for k, v in report.eval.items() if k != "curves"}, indent=2))
+        print(f"evaluated with: {report.eval_command}")
+        print("shipped" if report.shipped else "not shipped (not better than the shipped weights, or --ship not given)")
+    return 0

@@ -1,0 +1,477 @@
+"""Release training: the shipped weights' training, continued in chunks on any machine.
+
+::
+
+    compressai-rdc release rdc-versatile --minutes 120 --device cpu [--ship]
+
+A model's release *plan* is an ordered list of stages, each a shipped recipe
+config run for its full ``optim.steps``. One call continues the plan from where
+it stands and, at the end, exports, evaluates and appends a row to the training
+ledger (``docs/results.md``)::
+
+    where it stands                          continue from
+    ─────────────────────────────────────    ──────────────────────────────────────────────
+    runs/release/<model>-<stage>/checkpoint  the checkpoint (exact: optimizers, step, RNG)
+    else the shipped weights' manifest entry  its stage and step (weights; optimizers afresh)
+    else                                      the plan's first stage from scratch
+
+    train (time budget, stage after stage) ─► export (fp16 parameters, fp32 buffers)
+        ─► evaluate (``compressai-rdc eval`` on Kodak and imagenet-dev)
+        ─► compare with the shipped weights' evaluation (manifest) ─► [--ship] replace them
+        ─► ledger row
+
+The chunks accumulate: a machine that keeps ``runs/`` resumes exactly; a fresh
+machine continues from the committed weights, whose manifest records stage and
+step, so the learning-rate and crop schedules continue where they stood.
+
+The manifest ``compressai_rdc/zoo/weights/release.json`` is the one place that
+names a shipped file, its sha256, how it was trained and what it measured;
+:mod:`compressai_rdc.zoo._weights` reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from compressai_rdc.errors import InvalidArgumentError, RDCError
+
+#: Rates of the ledger's evaluation (gain levels of the primary / both branches).
+EVAL_RATES = (0, 1, 2, 3, 5, 7)
+#: Operating points the ledger reports (the targets of the weights issue).
+KODAK_BPP = 0.40
+IMAGENET_BPP = 0.15
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a release plan.
+
+    Args:
+        name: short name (``stage0``), part of the run folder and the manifest.
+        config: shipped recipe config run for its full ``optim.steps``.
+        objective: the ledger value this stage improves (a key of :func:`summarize`'s
+            result); a candidate is better when this value is higher.
+        residual: whether the residual branch is trained after this stage (β = 0 is evaluated).
+        overrides: ``--set`` overrides of the config.
+    """
+
+    name: str
+    config: str
+    objective: str
+    residual: bool = False
+    overrides: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    model: str
+    stages: Tuple[Stage, ...]
+    description: str = ""
+
+    def index(self, stage: str) -> int:
+        for i, s in enumerate(self.stages):
+            if s.name == stage:
+                return i
+        raise InvalidArgumentError(f"stage {stage!r} is not in the {self.model} plan ({', '.join(s.name for s in self.stages)})")
+
+
+#: The release plans. Stage 0 → I → II of the weights issue (docs/training.md, "Release training").
+PLANS: Dict[str, ReleasePlan] = {
+    "rdc-versatile": ReleasePlan(
+        "rdc-versatile",
+        (
+            Stage("stage0", "rdc-versatile-stage0", objective="kodak_psnr_beta1"),
+            Stage("stage1", "rdc-versatile-stage1-fm", objective="imagenet_top1_beta1"),
+            Stage("stage2", "rdc-versatile-stage2", objective="kodak_psnr_beta0", residual=True),
+        ),
+        description="primary as a variable-rate MSE codec (stage 0), fine-tuned for cognition (stage I), then the residual (stage II)",
+    ),
+}
+
+
+def plan_for(model: str) -> ReleasePlan:
+    if model not in PLANS:
+        raise InvalidArgumentError(f"no release plan for {model!r}; plans: {', '.join(PLANS)}")
+    return PLANS[model]
+
+
+# -----------------------------------------------------------------------------
+# Manifest of the shipped weights
+# -----------------------------------------------------------------------------
+def weights_dir() -> Path:
+    return Path(str(files("compressai_rdc.zoo") / "weights"))
+
+
+def manifest_path() -> Path:
+    return weights_dir() / "release.json"
+
+
+def read_manifest(path: Optional[Path] = None) -> Dict[str, Any]:
+    path = path or manifest_path()
+    if not path.is_file():
+        return {}
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise RDCError(f"{str(path)!r} must hold a JSON object keyed by model name")
+    return data
+
+
+def write_manifest(data: Mapping[str, Any], path: Optional[Path] = None) -> None:
+    path = path or manifest_path()
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+# -----------------------------------------------------------------------------
+# Where the plan stands
+# -----------------------------------------------------------------------------
+@dataclass
+class Position:
+    """Where a plan stands: ``stage`` index, ``step`` in it, and how to start."""
+
+    stage: int
+    step: int
+    source: str  # "checkpoint", "shipped", "scratch"
+    init: Optional[Path] = None
+
+    def describe(self, plan: ReleasePlan) -> str:
+        s = plan.stages[self.stage].name
+        return {"checkpoint": f"{s} step {self.step} (local checkpoint, exact resume)",
+                "shipped": f"{s} step {self.step} (shipped weights {self.init.name if self.init else ''})",
+                "scratch": f"{s} from scratch"}[self.source]
+
+
+def run_dir(runs: Path, plan: ReleasePlan, stage: int) -> Path:
+    return runs / f"{plan.model}-{plan.stages[stage].name}"
+
+
+def _checkpoint_step(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def where_it_stands(plan: ReleasePlan, runs: Path, manifest: Optional[Mapping[str, Any]] = None) -> Position:
+    """The latest stage with a local checkpoint, else the shipped weights' stage and
+    step (the next stage when that one is complete), else the first stage from scratch."""
+    from compressai_rdc.training.recipes import load_config
+
+    for i in reversed(range(len(plan.stages))):
+        ckpt = run_dir(runs, plan, i) / "checkpoint.pt"
+        if ckpt.is_file():
+            return Position(i, _checkpoint_step(ckpt), "checkpoint")
+    entry = (manifest if manifest is not None else read_manifest()).get(plan.model)
+    if not entry or entry.get("stage") not in {s.name for s in plan.stages}:
+        return Position(0, 0, "scratch")  # weights from outside the plan (or none) are not continued
+    i, step = plan.index(entry["stage"]), int(entry["step"])
+    init = weights_dir() / entry["file"]
+    total = int(load_config(plan.stages[i].config, plan.stages[i].overrides)["optim"]["steps"])
+    if step >= total:
+        if i + 1 >= len(plan.stages):
+            return Position(i, total, "shipped", init)
+        return Position(i + 1, 0, "shipped", init)
+    return Position(i, step, "shipped", init)
+
+
+# -----------------------------------------------------------------------------
+# Evaluation summary
+# -----------------------------------------------------------------------------
+def interpolate_at(points: Sequence[Tuple[float, float]], bpp: float) -> Optional[float]:
+    """The value of a rate curve at ``bpp``, linear in log-bpp between the two
+    neighbouring points; ``None`` outside the measured range."""
+    pts = sorted((b, v) for b, v in points if b > 0 and math.isfinite(v))
+    if len(pts) < 2 or not (pts[0][0] <= bpp <= pts[-1][0]):
+        return None
+    for (b0, v0), (b1, v1) in zip(pts, pts[1:]):
+        if b0 <= bpp <= b1:
+            if b1 == b0:
+                return max(v0, v1)
+            t = (math.log(bpp) - math.log(b0)) / (math.log(b1) - math.log(b0))
+            return v0 + t * (v1 - v0)
+    return None
+
+
+def eval_argv(weights: Path, data: Path, out: Path, residual: bool, threads: Optional[int] = None) -> List[str]:
+    """``compressai-rdc eval`` arguments of the ledger's evaluation of ``weights``."""
+    rates = "|".join(str(r) for r in EVAL_RATES)
+    argv = [
+        "eval",
+        "--dataset", f"kodak={data / 'kodak'}",
+        "--dataset", f"imagenet-dev={data / 'imagenet-dev'}",
+        "--model", f"rdc-versatile:weights={weights},name=beta1,rate={rates},layers=0,beta=1",
+    ]
+    if residual:
+        argv += ["--model", f"rdc-versatile:weights={weights},name=beta0,rate={rates},beta=0"]
+    argv += ["--metrics", "psnr-rgb", "--no-uncompressed", "--no-plots", "--quiet", "--device", "cpu", "--out", str(out)]
+    if threads:
+        argv += ["--threads", str(threads)]
+    return argv
+
+
+def summarize(results_csv: Path) -> Dict[str, Any]:
+    """Ledger values from an eval ``results.csv``: Kodak PSNR at 0.40 bpp (β = 1 and
+    β = 0), imagenet-dev top-1 at 0.15 bpp (β = 1), and each curve's points."""
+    with open(results_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    curves: Dict[Tuple[str, str], List[Tuple[float, float, float]]] = {}
+    for r in rows:
+        metric = "top-1" if r["dataset"] == "imagenet-dev" else "psnr-rgb"
+        if r.get(metric) in (None, ""):
+            continue
+        curves.setdefault((r["dataset"], r["codec"]), []).append((float(r["rate"]), float(r["bpp"]), float(r[metric])))
+    out: Dict[str, Any] = {"curves": {f"{d}/{c}": sorted(v) for (d, c), v in curves.items()}}
+    for key, (ds, codec, bpp) in {
+        "kodak_psnr_beta1": ("kodak", "beta1", KODAK_BPP),
+        "kodak_psnr_beta0": ("kodak", "beta0", KODAK_BPP),
+        "imagenet_top1_beta1": ("imagenet-dev", "beta1", IMAGENET_BPP),
+    }.items():
+        pts = curves.get((ds, codec))
+        v = interpolate_at([(b, m) for _, b, m in pts], bpp) if pts else None
+        out[key] = None if v is None else round(v, 3)
+    return out
+
+
+def evaluate(weights: Path, data: Path, out: Path, residual: bool, threads: Optional[int] = None) -> Tuple[Dict[str, Any], str]:
+    """Run the ledger's evaluation; returns ``(summary, command line)``."""
+    from compressai_rdc.cli import main as cli_main
+
+    argv = eval_argv(weights, data, out, residual, threads)
+    rc = cli_main(argv)
+    if rc:
+        raise RDCError(f"evaluation failed with exit status {rc}: compressai-rdc {' '.join(argv)}")
+    return summarize(out / "results.csv"), "compressai-rdc " + " ".join(argv)
+
+
+def is_better(candidate: Mapping[str, Any], shipped: Optional[Mapping[str, Any]], stage: Stage, shipped_stage: Optional[str], plan: ReleasePlan) -> bool:
+    """A candidate replaces the shipped weights when it is further along the plan
+    than them (a later stage), or in the same stage improves the stage's objective."""
+    if shipped is None or shipped_stage not in {s.name for s in plan.stages}:
+        return candidate.get(stage.objective) is not None or shipped is None
+    if plan.index(stage.name) > plan.index(shipped_stage):
+        return True
+    new, old = candidate.get(stage.objective), (shipped.get("eval") or {}).get(stage.objective)
+    if new is None:
+        return False
+    return old is None or new > old
+
+
+# -----------------------------------------------------------------------------
+# Ledger
+# -----------------------------------------------------------------------------
+LEDGER_START, LEDGER_END = "<!-- ledger:start -->", "<!-- ledger:end -->"
+LEDGER_HEADER = (
+    "| date | device | minutes | stage | steps | images seen | Kodak PSNR @0.40 bpp β=1 / β=0 | "
+    "imagenet-dev top-1 @0.15 bpp β=1 | shipped |\n|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _fmt(v: Optional[float], unit: str = "") -> str:
+    return "—" if v is None else f"{v:.2f}{unit}"
+
+
+def ledger_row(row: Mapping[str, Any]) -> str:
+    ev = row.get("eval") or {}
+    return (
+        f"| {row['date']} | {row['device']} | {row['minutes']:.0f} | {row['stage']} | {row['step_from']}→{row['step_to']} | "
+        f"{row['images']:,} | {_fmt(ev.get('kodak_psnr_beta1'), ' dB')} / {_fmt(ev.get('kodak_psnr_beta0'), ' dB')} | "
+        f"{_fmt(ev.get('imagenet_top1_beta1'), ' %')} | {'yes' if row.get('shipped') else 'no'} |"
+    )
+
+
+def append_ledger(doc: Path, row: Mapping[str, Any]) -> None:
+    """Append one row to the ledger table between the markers of ``doc``."""
+    text = doc.read_text() if doc.is_file() else ""
+    line = ledger_row(row)
+    if LEDGER_START not in text:
+        text = text.rstrip("\n") + f"\n\n## Training ledger\n\n{LEDGER_START}\n{LEDGER_HEADER}\n{line}\n{LEDGER_END}\n"
+    else:
+        head, rest = text.split(LEDGER_START, 1)
+        body, tail = rest.split(LEDGER_END, 1)
+        text = f"{head}{LEDGER_START}{body.rstrip(chr(10))}\n{line}\n{LEDGER_END}{tail}"
+    doc.write_text(text)
+
+
+# -----------------------------------------------------------------------------
+# The command
+# -----------------------------------------------------------------------------
+@dataclass
+class ChunkReport:
+    position: str
+    stage: str
+    step_from: int
+    step_to: int
+    images: int
+    minutes: float
+    export: Optional[Path] = None
+    eval: Dict[str, Any] = field(default_factory=dict)
+    eval_command: str = ""
+    shipped: bool = False
+
+
+def _images_seen(trainer, start: int, stop: int) -> int:
+    return sum(trainer.phase(s)[1] for s in range(start, stop)) * trainer.dist.world_size
+
+
+def continue_release(
+    model: str,
+    minutes: float,
+    *,
+    device: str = "cpu",
+    runs: Path = Path("runs/release"),
+    data: Optional[Path] = None,
+    eval_minutes: float = 12.0,
+    evaluate_after: bool = True,
+    ship: bool = False,
+    ledger: Optional[Path] = None,
+    threads: Optional[int] = None,
+    progress: bool = False,
+    min_stage_s: float = 60.0,
+) -> ChunkReport:
+    """Continue ``model``'s release plan for ``minutes`` of wall-clock time in total
+    (training, then ``eval_minutes`` kept for export and evaluation).
+
+    A stage that completes hands its export to the next stage, which starts in
+    the same call when at least ``min_stage_s`` seconds of the budget are left.
+    Returns a :class:`ChunkReport`; with ``ship``, better weights replace the
+    shipped ones; with ``ledger``, a row is appended there.
+    """
+    from compressai_rdc.data import find_data_dir
+    from compressai_rdc.training.recipes import load_config
+    from compressai_rdc.training.trainer import Trainer
+
+    plan = plan_for(model)
+    if not minutes > (eval_minutes if evaluate_after else 0):
+        raise InvalidArgumentError(f"minutes={minutes} leaves no time to train: it must exceed the {eval_minutes} min kept for evaluation")
+    deadline = time.monotonic() + 60.0 * (minutes - (eval_minutes if evaluate_after else 0.0))
+    data_root = Path(data) if data else find_data_dir()
+    if data_root is None or not (data_root / "train").is_dir():
+        raise InvalidArgumentError("release training needs the data folder (train/, kodak/, imagenet-dev/): pass --data DIR or set COMPRESSAI_RDC_DATA")
+    runs = Path(runs)
+    manifest = read_manifest()
+    pos = where_it_stands(plan, runs, manifest)
+    start_desc = pos.describe(plan)
+    print(f"[release] {model}: continuing at {start_desc}", flush=True)
+    t_start = time.monotonic()
+    images, step_from, trainer, export = 0, pos.step, None, None
+    stage_i, init, start_step = pos.stage, pos.init, pos.step
+    crossed = []
+    while True:
+        stage = plan.stages[stage_i]
+        cfg = load_config(stage.config, stage.overrides)
+        cfg["data"]["train"] = str(data_root / "train")
+        out = run_dir(runs, plan, stage_i)
+        resume = (out / "checkpoint.pt").is_file()
+        trainer = Trainer(cfg, out, device=device, resume=resume, init_weights=None if resume else (str(init) if init else None),
+                          start_step=0 if resume else start_step, progress=progress)
+        first = trainer.step
+        trainer.fit(max_minutes=(deadline - time.monotonic()) / 60.0)
+        images += _images_seen(trainer, first, trainer.step)
+        export = runs / f"{plan.model}-{stage.name}.export.safetensors"
+        if export.exists():
+            export.unlink()
+        trainer.export(export, {"stage": stage.name, "device": device, "chunk_images": images, "step_from": step_from,
+                                "chunk_minutes": round((time.monotonic() - t_start) / 60.0, 2)})
+        if trainer.step < trainer.total_steps or stage_i + 1 >= len(plan.stages) or deadline - time.monotonic() < min_stage_s:
+            break
+        # stage complete: the next one starts from this export
+        crossed.append(f"{stage.name} {step_from}→{trainer.step}")
+        stage_i, init, start_step, step_from = stage_i + 1, export, 0, 0
+    stage = plan.stages[stage_i]
+    label = " + ".join(crossed + [stage.name])
+    report = ChunkReport(start_desc, label, step_from, trainer.step, images, (time.monotonic() - t_start) / 60.0, export)
+    if evaluate_after:
+        finish_chunk(plan, stage_i, report, data_root, runs, device, ship, ledger, threads, residual_trained(plan, stage_i))
+    return report
+
+
+def residual_trained(plan: ReleasePlan, stage_i: int) -> bool:
+    return any(s.residual for s in plan.stages[: stage_i + 1])
+
+
+def finish_chunk(plan: ReleasePlan, stage_i: int, report: ChunkReport, data_root: Path, runs: Path, device: str,
+                 ship: bool, ledger: Optional[Path], threads: Optional[int], residual: bool) -> None:
+    """Evaluate ``report.export``, ship it when better (with ``ship``) and append the ledger row."""
+    stage = plan.stages[stage_i]
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    report.eval, report.eval_command = evaluate(report.export, data_root, runs / f"eval-{stamp}", residual, threads)
+    manifest = read_manifest()
+    entry = manifest.get(plan.model)
+    report.shipped = ship and is_better(report.eval, entry, stage, (entry or {}).get("stage"), plan)
+    if report.shipped:
+        ship_weights(plan, stage, report.export, report.step_to, report, manifest)
+    row = {"date": _dt.date.today().isoformat(), "device": device, "minutes": report.minutes, "stage": report.stage,
+           "step_from": report.step_from, "step_to": report.step_to, "images": report.images, "eval": report.eval,
+           "shipped": report.shipped}
+    if ledger is not None:
+        append_ledger(ledger, row)
+
+
+def adopt(model: str, export: Path, *, data: Optional[Path] = None, runs: Path = Path("runs/release"), ship: bool = False,
+          ledger: Optional[Path] = None, threads: Optional[int] = None) -> ChunkReport:
+    """Evaluate an export written by a chunk on another machine (``release --no-eval``
+    on a lent GPU), ship it when better and append its ledger row: the export's
+    metadata says which stage and step it reached and how long the chunk took."""
+    from safetensors import safe_open
+
+    from compressai_rdc.data import find_data_dir
+
+    plan = plan_for(model)
+    export = Path(export)
+    if not export.is_file():
+        raise InvalidArgumentError(f"export {str(export)!r} does not exist")
+    with safe_open(str(export), "pt") as f:
+        meta = f.metadata() or {}
+    if "stage" not in meta or "step" not in meta:
+        raise InvalidArgumentError(f"{str(export)!r} has no release metadata (stage, step): was it written by `compressai-rdc release`?")
+    stage_i = plan.index(meta["stage"])
+    data_root = Path(data) if data else find_data_dir()
+    if data_root is None:
+        raise InvalidArgumentError("adopting needs the data folder (kodak/, imagenet-dev/): pass --data DIR or set COMPRESSAI_RDC_DATA")
+    step = int(meta["step"])
+    report = ChunkReport(f"adopted {export.name}", meta["stage"], int(meta.get("step_from", step)), step,
+                         int(meta.get("chunk_images", 0)), float(meta.get("chunk_minutes", 0.0)), export)
+    finish_chunk(plan, stage_i, report, data_root, Path(runs), meta.get("device", "?"), ship, ledger, threads,
+                 residual_trained(plan, stage_i))
+    return report
+
+
+def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, report: ChunkReport,
+                 manifest: Dict[str, Any]) -> Path:
+    """Copy ``export`` into the package as ``<model>-<stage>-<sha8>.safetensors``,
+    record it in the manifest and remove the file it replaces."""
+    from compressai_rdc.zoo._pretrained import sha256_file
+
+    digest = sha256_file(export)
+    dest = weights_dir() / f"{plan.model}-{stage.name}-{digest[:8]}.safetensors"
+    shutil.copyfile(export, dest)
+    os.chmod(dest, 0o644)
+    old = manifest.get(plan.model, {}).get("file")
+    images = int(manifest.get(plan.model, {}).get("images", 0)) + report.images if old and manifest[plan.model].get("stage") in {s.name for s in plan.stages} else report.images
+    manifest[plan.model] = {
+        "file": dest.name, "sha256": digest, "stage": stage.name, "recipe": stage.config, "step": step,
+        "images": images, "beta": 0.0 if stage.residual else 1.0, "eval": {k: v for k, v in report.eval.items() if k != "curves"},
+        "eval_command": re.sub(r"weights=[^,]+", "weights=<file>", report.eval_command),
+    }
+    write_manifest(manifest)
+    if old and old != dest.name and (weights_dir() / old).is_file():
+        (weights_dir() / old).unlink()
+    return dest
+
+
+__all__ = [
+    "PLANS", "Position", "ReleasePlan", "Stage", "adopt", "append_ledger", "continue_release", "eval_argv", "interpolate_at",
+    "is_better", "plan_for", "read_manifest", "summarize", "where_it_stands",
+]

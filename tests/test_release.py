@@ -1,0 +1,272 @@
+"""Release training: schedules that continue across chunks and machines, the ledger, the manifest."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.training import release
+from compressai_rdc.training.recipes import load_config
+from compressai_rdc.training.release import (
+    PLANS,
+    Position,
+    ReleasePlan,
+    Stage,
+    append_ledger,
+    interpolate_at,
+    is_better,
+    summarize,
+    where_it_stands,
+)
+from compressai_rdc.training.trainer import Trainer, cpu_supports_bf16, data_phases
+
+TINY = ["model.kwargs={N: 8, M: 8, residual_N: 8, residual_M: 8}", "log.every=1", "log.checkpoint_every=0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    from compressai_rdc.data import save_image
+
+    root = tmp_path_factory.mktemp("train")
+    for i in range(3):
+        save_image(torch.rand(3, 80, 96), root / f"img{i}.png")
+    return root
+
+
+# -- data phases and schedules that continue ------------------------------------------------------
+def test_data_phases_switch_crop_and_batch_at_a_fraction_or_a_step():
+    data = {"crop": 128, "batch_size": 8, "schedule": [{"from": 0.9, "crop": 256}, {"from": 50, "crop": 192, "batch_size": 4}]}
+    assert data_phases(data, 1000) == [(0, 128, 8), (50, 192, 4), (900, 256, 4)]
+    with pytest.raises(InvalidArgumentError, match=r"data.schedule\[0\]"):
+        data_phases({"crop": 128, "batch_size": 8, "schedule": [{"crop": 256}]}, 100)
+    with pytest.raises(InvalidArgumentError, match="crop >= 16"):
+        data_phases({"crop": 128, "batch_size": 8, "schedule": [{"from": 0.5, "crop": 8}]}, 100)
+
+
+def test_stage0_recipe_is_mostly_128_with_the_last_tenth_at_256():
+    cfg = load_config("rdc-versatile-stage0")
+    steps = cfg["optim"]["steps"]
+    phases = data_phases(cfg["data"], steps)
+    assert phases == [(0, 128, 8), (round(0.9 * steps), 256, 8)]
+    assert cfg["optim"]["milestones"] == [0.9] and cfg["optim"]["gamma"] == 0.1  # ×0.1 for the last ~10 %
+    assert set(cfg["loss"]) == {"rate", "mse"} and cfg["freeze"] == ["residual"]
+
+
+def test_trainer_uses_each_phase_crop(tiny_data, tmp_path):
+    cfg = load_config("rdc-versatile-stage0", TINY + [f"data.train={tiny_data}", "data.crop=32", "optim.steps=4",
+                                                      "data.schedule=[{from: 2, crop: 64, batch_size: 1}]"])
+    t = Trainer(cfg, tmp_path, device="cpu", progress=False)
+    seen = []
+    t.forward = lambda x, **kw: (seen.append(tuple(x.shape)), t.model(x, **kw))[1]
+    t.fit(max_steps=4)
+    assert seen == [(8, 3, 32, 32)] * 2 + [(1, 3, 64, 64)] * 2
+
+
+def test_start_step_continues_the_lr_schedule(tiny_data, tmp_path):
+    cfg = load_config("rdc-versatile-stage0", TINY + [f"data.train={tiny_data}", "optim.steps=10"])
+    t = Trainer(cfg, tmp_path, device="cpu", start_step=9, progress=False)
+    assert t.step == 9
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # past the 0.9 milestone: ×0.1
+    assert t.phase(t.step) == (256, 8)
+    with pytest.raises(InvalidArgumentError, match="start_step=11"):
+        Trainer(cfg, tmp_path / "b", device="cpu", start_step=11, progress=False)
+
+
+def test_cpu_bf16_probe_agrees_with_the_cpu_flags():
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    has = " avx512_bf16" in flags or " amx_bf16" in flags
+    if not flags:
+        pytest.skip("no /proc/cpuinfo on this system")
+    assert cpu_supports_bf16() == has
+
+
+# -- where the plan stands ----------------------------------------------------------------------------
+def _plan(tmp_path) -> ReleasePlan:
+    return PLANS["rdc-versatile"]
+
+
+def test_release_plan_stages_are_shipped_recipes():
+    for plan in PLANS.values():
+        for s in plan.stages:
+            cfg = load_config(s.config, s.overrides)
+            assert cfg["model"]["name"] == plan.model
+    names = [s.name for s in PLANS["rdc-versatile"].stages]
+    assert names == ["stage0", "stage1", "stage2"]
+
+
+def test_where_it_stands(tmp_path):
+    plan = PLANS["rdc-versatile"]
+    total0 = load_config("rdc-versatile-stage0")["optim"]["steps"]
+    assert where_it_stands(plan, tmp_path, {}) == Position(0, 0, "scratch")
+    legacy = {"rdc-versatile": {"stage": "preliminary-stage1", "step": 2281, "file": "x.safetensors"}}
+    assert where_it_stands(plan, tmp_path, legacy).source == "scratch"  # weights from outside the plan
+    mid = {"rdc-versatile": {"stage": "stage0", "step": 1234, "file": "w.safetensors"}}
+    pos = where_it_stands(plan, tmp_path, mid)
+    assert (pos.stage, pos.step, pos.source, pos.init.name) == (0, 1234, "shipped", "w.safetensors")
+    done = {"rdc-versatile": {"stage": "stage0", "step": total0, "file": "w.safetensors"}}
+    assert (where_it_stands(plan, tmp_path, done).stage, where_it_stands(plan, tmp_path, done).step) == (1, 0)
+    # a local checkpoint wins over the manifest
+    run = tmp_path / "rdc-versatile-stage1"
+    run.mkdir()
+    torch.save({"step": 77}, run / "checkpoint.pt")
+    assert where_it_stands(plan, tmp_path, mid) == Position(1, 77, "checkpoint")
+
+
+# -- evaluation summary, comparison, ledger --------------------------------------------------------
+def test_interpolate_at_is_linear_in_log_bpp():
+    pts = [(0.1, 20.0), (0.4, 30.0)]
+    assert interpolate_at(pts, 0.2) == pytest.approx(25.0)  # log-midpoint of 0.1 and 0.4
+    assert interpolate_at(pts, 0.4) == pytest.approx(30.0)
+    assert interpolate_at(pts, 0.5) is None and interpolate_at(pts, 0.05) is None
+    assert interpolate_at([(0.2, 1.0)], 0.2) is None
+
+
+def test_summarize_reads_the_eval_csv(tmp_path):
+    rows = [
+        {"dataset": "kodak", "codec": "beta1", "rate": 0, "bpp": 0.2, "psnr-rgb": 26.0, "top-1": ""},
+        {"dataset": "kodak", "codec": "beta1", "rate": 3, "bpp": 0.8, "psnr-rgb": 30.0, "top-1": ""},
+        {"dataset": "imagenet-dev", "codec": "beta1", "rate": 0, "bpp": 0.1, "psnr-rgb": 25.0, "top-1": 40.0},
+        {"dataset": "imagenet-dev", "codec": "beta1", "rate": 3, "bpp": 0.2, "psnr-rgb": 28.0, "top-1": 60.0},
+    ]
+    path = tmp_path / "results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    s = summarize(path)
+    assert s["kodak_psnr_beta1"] == pytest.approx(28.0)  # 0.4 is the log-midpoint of 0.2 and 0.8
+    assert s["kodak_psnr_beta0"] is None
+    assert s["imagenet_top1_beta1"] == pytest.approx(40 + 20 * (torch.tensor(1.5).log() / torch.tensor(2.0).log()).item(), abs=1e-3)
+
+
+def test_is_better_by_stage_objective():
+    plan = PLANS["rdc-versatile"]
+    s0, s1 = plan.stages[0], plan.stages[1]
+    shipped = {"stage": "stage0", "eval": {"kodak_psnr_beta1": 27.0}}
+    assert is_better({"kodak_psnr_beta1": 27.5}, shipped, s0, "stage0", plan)
+    assert not is_better({"kodak_psnr_beta1": 26.5}, shipped, s0, "stage0", plan)
+    assert not is_better({"kodak_psnr_beta1": None}, shipped, s0, "stage0", plan)
+    assert is_better({"imagenet_top1_beta1": 1.0}, shipped, s1, "stage0", plan)  # further along the plan
+    assert is_better({"kodak_psnr_beta1": 20.0}, {"stage": "preliminary-stage1"}, s0, "preliminary-stage1", plan)
+
+
+def test_ledger_rows_append_between_markers(tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n\nIntro.\n")
+    row = {"date": "2026-11-30", "device": "cpu", "minutes": 95.2, "stage": "stage0", "step_from": 0, "step_to": 7000,
+           "images": 56000, "eval": {"kodak_psnr_beta1": 27.123, "imagenet_top1_beta1": 51.2}, "shipped": True}
+    append_ledger(doc, row)
+    append_ledger(doc, dict(row, step_from=7000, step_to=9000, shipped=False))
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nIntro.\n")
+    table = text.split(release.LEDGER_START)[1].split(release.LEDGER_END)[0].strip().splitlines()
+    assert len(table) == 4  # header, rule, two rows
+    assert table[2] == "| 2026-11-30 | cpu | 95 | stage0 | 0→7000 | 56,000 | 27.12 dB / — | 51.20 % | yes |"
+    assert table[3].endswith("| 7000→9000 | 56,000 | 27.12 dB / — | 51.20 % | no |")
+
+
+def test_manifest_is_the_zoo_weights_table():
+    from compressai_rdc.zoo._pretrained import sha256_file
+    from compressai_rdc.zoo._weights import PRETRAINED
+
+    manifest = release.read_manifest()
+    assert set(manifest) == set(PRETRAINED)
+    for model, entry in manifest.items():
+        spec = PRETRAINED[model][entry.get("metric", "mse")]
+        assert (spec.file, spec.sha256) == (entry["file"], entry["sha256"])
+        path = release.weights_dir() / entry["file"]
+        assert path.is_file() and sha256_file(path) == entry["sha256"]
+        shipped = sorted(p.name for p in release.weights_dir().glob(f"{model}-*.safetensors"))
+        assert shipped == [entry["file"]]  # the replaced file is gone
+
+
+def test_ship_weights_replaces_file_and_manifest(tmp_path, monkeypatch):
+    monkeypatch.setattr(release, "weights_dir", lambda: tmp_path)
+    monkeypatch.setattr(release, "manifest_path", lambda: tmp_path / "release.json")
+    (tmp_path / "rdc-versatile-old.safetensors").write_bytes(b"old")
+    export = tmp_path / "export.safetensors"
+    export.write_bytes(b"new weights")
+    manifest = {"rdc-versatile": {"file": "rdc-versatile-old.safetensors", "stage": "stage0", "images": 100}}
+    plan = PLANS["rdc-versatile"]
+    report = release.ChunkReport("x", "stage0", 0, 10, 80, 1.0, export, eval={"kodak_psnr_beta1": 27.0, "curves": {}},
+                                 eval_command="compressai-rdc eval --model rdc-versatile:weights=/tmp/a.safetensors,rate=0")
+    dest = release.ship_weights(plan, plan.stages[0], export, 10, report, manifest)
+    assert dest.read_bytes() == b"new weights" and not (tmp_path / "rdc-versatile-old.safetensors").exists()
+    saved = json.loads((tmp_path / "release.json").read_text())["rdc-versatile"]
+    assert saved["file"] == dest.name and saved["step"] == 10 and saved["images"] == 180 and saved["beta"] == 1.0
+    assert saved["eval"] == {"kodak_psnr_beta1": 27.0} and "weights=<file>" in saved["eval_command"]
+
+
+def test_release_status_command(capsys):
+    from compressai_rdc.cli import main
+
+    assert main(["release", "rdc-versatile", "--status", "--runs", "/nonexistent-runs"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("rdc-versatile: stage")
+    with pytest.raises(InvalidArgumentError, match="no release plan"):
+        release.plan_for("hevrc-unknown")
+
+
+@pytest.mark.slow
+def test_continue_release_trains_every_stage_evaluates_ships_and_writes_the_ledger(tmp_path, monkeypatch):
+    """The whole command on tiny data: stage 0 → I → II in one call (3 steps each), export, the
+    ledger's evaluation through ``compressai-rdc eval``, shipping into a temporary manifest, then a
+    second call that finds the plan finished and continues from the local checkpoint."""
+    from compressai_rdc.data import save_image
+
+    data = tmp_path / "data"
+    for i in range(2):
+        save_image(torch.rand(3, 96, 128), data / "train" / f"t{i}.png")
+        save_image(torch.rand(3, 64, 64), data / "kodak" / f"kodim0{i + 1}.png")
+        save_image(torch.rand(3, 64, 64), data / "imagenet-dev" / f"000{i}_n0144076{i}.png")
+    small = ("data.crop=64", "data.batch_size=2", "data.schedule=[]", "optim.steps=3", "log.every=1", "log.checkpoint_every=0")
+    plan = PLANS["rdc-versatile"]
+    tiny = ReleasePlan(plan.model, tuple(Stage(s.name, s.config, s.objective, s.residual, small) for s in plan.stages))
+    monkeypatch.setitem(release.PLANS, "rdc-versatile", tiny)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    monkeypatch.setattr(release, "weights_dir", lambda: weights)
+    monkeypatch.setattr(release, "manifest_path", lambda: weights / "release.json")
+    monkeypatch.setattr(release, "EVAL_RATES", (0, 7))
+    ledger = tmp_path / "results.md"
+    report = release.continue_release("rdc-versatile", 30.0, runs=tmp_path / "runs", data=data, eval_minutes=5.0,
+                                      ship=True, ledger=ledger, min_stage_s=0.0)
+    assert report.stage == "stage0 0→3 + stage1 0→3 + stage2" and (report.step_from, report.step_to) == (0, 3)
+    assert report.images == 3 * 3 * 2
+    for s in ("stage0", "stage1", "stage2"):
+        assert (tmp_path / "runs" / f"rdc-versatile-{s}.export.safetensors").is_file()
+    ev = report.eval
+    assert set(ev["curves"]) == {"kodak/beta1", "kodak/beta0", "imagenet-dev/beta1", "imagenet-dev/beta0"}
+    kodak_b1 = ev["curves"]["kodak/beta1"]
+    assert [r for r, _, _ in kodak_b1] == [0.0, 7.0] and kodak_b1[0][1] < kodak_b1[1][1]  # rate grows with the level
+    assert report.shipped  # nothing was shipped before
+    entry = json.loads((weights / "release.json").read_text())["rdc-versatile"]
+    assert entry["stage"] == "stage2" and entry["step"] == 3 and entry["beta"] == 0.0
+    assert (weights / entry["file"]).is_file()
+    rows = ledger.read_text().split(release.LEDGER_START)[1].split(release.LEDGER_END)[0].strip().splitlines()
+    assert len(rows) == 3 and "| stage0 0→3 + stage1 0→3 + stage2 | 0→3 | 18 |" in rows[2]
+    # the plan is finished and the checkpoint is local: the next call resumes stage II at its last step
+    pos = where_it_stands(release.PLANS["rdc-versatile"], tmp_path / "runs")
+    assert (pos.stage, pos.step, pos.source) == (2, 3, "checkpoint")
+    # an export from elsewhere (a GPU chunk) is adopted from its metadata: same evaluation, not better → not shipped
+    adopted = release.adopt("rdc-versatile", tmp_path / "runs" / "rdc-versatile-stage2.export.safetensors", data=data,
+                            runs=tmp_path / "runs", ship=True, ledger=ledger)
+    assert (adopted.stage, adopted.step_to, adopted.images) == ("stage2", 3, 18)
+    assert adopted.eval["kodak_psnr_beta0"] == ev["kodak_psnr_beta0"] and not adopted.shipped
+    assert ledger.read_text().count("| stage2 | 0→3 |") == 1
+
+
+def test_adopt_refuses_exports_without_release_metadata(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "x.safetensors"
+    save_file({"a": torch.zeros(1)}, str(path), metadata={"recipe": "rdc-versatile-stage0", "step": "5"})
+    with pytest.raises(InvalidArgumentError, match="no release metadata"):
+        release.adopt("rdc-versatile", path)
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        release.adopt("rdc-versatile", tmp_path / "missing.safetensors")
