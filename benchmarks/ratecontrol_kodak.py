@@ -25,7 +25,8 @@ from torch import nn
 
 from compressai_rdc import codec, create_model
 from compressai_rdc.data import find_data_dir, list_images, load_image
-from compressai_rdc.ratecontrol import RateRangeError, _accepts, encode_to_target
+from compressai_rdc.contract import accepts
+from compressai_rdc.ratecontrol import RateRangeError, encode_to_target
 
 
 class QScaledAnalysis(nn.Module):
@@ -71,7 +72,7 @@ def main() -> None:
         raise SystemExit("kodak/ not found (set $COMPRESSAI_RDC_DATA)")
     net = build(args.model, args.weights)
     fixed = {} if args.layers is None else {"layers": args.layers}
-    if _accepts(net.compress, "qmap"):
+    if accepts(net.compress, "qmap"):
         fixed["qmap_strategy"] = args.strategy
     rows, out_of_range = [], 0
     for path in list_images(kodak)[: args.limit]:

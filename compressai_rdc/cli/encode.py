@@ -81,10 +81,11 @@ def fixed_controls(model: nn.Module, x: torch.Tensor, rate: float, strategy: Opt
     Gain models get ``rate=R`` (plus ``q = v`` of ``--qmap-strategy`` if they
     take a map); quality-map-only models get ``qmap = Γ_R(v)``.
     """
-    from compressai_rdc.ratecontrol import _accepts, rate_control
+    from compressai_rdc.contract import accepts
+    from compressai_rdc.ratecontrol import rate_control
 
-    has_rate = _accepts(model.compress, "rate") and hasattr(model, "levels")
-    has_qmap = _accepts(model.compress, "qmap")
+    has_rate = accepts(model.compress, "rate") and hasattr(model, "levels")
+    has_qmap = accepts(model.compress, "qmap")
     if has_rate:
         controls: Dict[str, Any] = {"rate": float(rate)}
         if has_qmap and strategy is not None:

@@ -30,6 +30,7 @@ from compressai.models.utils import conv, deconv
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
+from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
 from compressai_rdc.qmap.lambda_map import lambda_map
@@ -201,7 +202,7 @@ class HyperConditionedSynthesis(nn.Module):
         return self.deconvs[3](h)
 
 
-class HEVRC(CompressionModel):
+class HEVRC(CodecHooks, CompressionModel):
     """Quality-map-conditioned mean-scale hyperprior codec (HEVRC / QMAP2021 family).
 
     One set of weights covers the whole rate range: ``q = 0`` everywhere gives
@@ -253,6 +254,11 @@ class HEVRC(CompressionModel):
         self.g_s = HyperConditionedSynthesis(N, M, cond_channels)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+
+    @staticmethod
+    def stream_shape(height: int, width: int):
+        """CompressAI ``shape`` of a padded (height, width) input: the hyper-latent size."""
+        return (height // 64, width // 64)
 
     # -- helpers -----------------------------------------------------------------
     def lambda_map(self, qmap: Tensor) -> Tensor:
