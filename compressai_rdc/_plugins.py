@@ -68,13 +68,6 @@ def _env_names(var: str) -> Optional[set]:
     return {v.strip() for v in value.split(",") if v.strip()}
 
 
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The loaded plugin manager (loads plugins on first call)."""
-    load_plugins()
-    assert _pm is not None
-    return _pm
-
-
 def load_plugins() -> pluggy.PluginManager:
     """Load built-in and entry-point plugins and fill the registries, once."""
     global _pm, _loading

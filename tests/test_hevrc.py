@@ -108,13 +108,12 @@ def test_from_state_dict_infers_widths(small):
     assert (net.N, net.M, net.cond_channels) == (32, 48, 16)
 
 
-def test_lambda_map_and_zoo_quality():
+def test_zoo_quality_selects_the_uniform_map():
     from compressai_rdc import create_model
 
     net = create_model("hevrc", quality=1, N=32, M=48, cond_channels=16)
     assert net.default_qmap == 0.0 and create_model("hevrc", quality=8, N=32, M=48, cond_channels=16).default_qmap == 1.0
-    lam = net.lambda_map(torch.tensor([0.0, 1.0]))
-    torch.testing.assert_close(lam, torch.tensor([4e-4, 4e-4 * 2.8**0 * torch.e**2.8]))
+    assert not hasattr(net, "t1")  # λ(q)'s t1/t2 live in the recipe config only
 
 
 def test_rate_increases_with_quality(trained, sample_image):

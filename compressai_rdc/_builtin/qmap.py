@@ -15,6 +15,7 @@ def _default_qmap(quality: int) -> dict:
 @hookimpl
 def register_models(register):
     from compressai_rdc.models.hevrc import HEVRC
+    from compressai_rdc.models.hevrc import PAPER as HEVRC_PAPER
     from compressai_rdc.zoo._weights import PRETRAINED
 
     register(
@@ -24,7 +25,7 @@ def register_models(register):
         quality_kwargs=_default_qmap,
         weights=PRETRAINED.get("hevrc", {}),
         description="quality-map-conditioned codec (SFT encoder, hyper-latent-conditioned decoder); one model, all rates",
-        paper="Zhang et al., HEVRC §3–4; Song et al., QMAP2021 (ICCV 2021)",
+        paper=f"{HEVRC_PAPER}, §3–4; Song et al., QMAP2021 (ICCV 2021)",
     )
     from compressai_rdc.models.rdc_qmap import RDCQmap
 
@@ -35,7 +36,7 @@ def register_models(register):
         quality_kwargs=RDCQmap.quality_kwargs,
         weights=PRETRAINED.get("rdc-qmap", {}),
         description="RDC primary branch conditioned on a quality map (SFT) + scalable residual branch",
-        paper="Liu et al., RDC (ECCV 2024) with the conditional encoder of Zhang et al., HEVRC §4.1",
+        paper=f"Liu et al., RDC (ECCV 2024) with the conditional encoder of {HEVRC_PAPER}, §4.1",
     )
 
 

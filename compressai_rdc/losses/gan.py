@@ -1,4 +1,4 @@
-"""Conditional GAN of HEVRC's third training stage (Lu et al., §3.3 and §4.2).
+"""Conditional GAN of HEVRC's third training stage (Electronics 2023, §3.3 and §4.2).
 
 The decoder f_d is the generator; a discriminator D judges an image together
 with its condition, the quality map q and (optionally) the quantised latent ŷ

@@ -1,6 +1,8 @@
 """HEVRC: a quality-map-conditioned (conditional-encoder) image codec.
 
-Zhang et al., "Deep image compression for hybrid contexts" (HEVRC), §3–4, built
+"Conditional Encoder-Based Adaptive Deep Image Compression with
+Classification-Driven Semantic Awareness" (HEVRC), Electronics 12(13):2781,
+2023, §3–4 (:data:`PAPER`), built
 on the variable-rate codec of Song et al. (QMAP2021, ICCV 2021). A quality map
 ``q ∈ [0, 1]^{H×W}`` conditions the analysis and hyper-analysis transforms
 through spatial feature transforms (:class:`~compressai_rdc.layers.sft.SFT`);
@@ -13,7 +15,8 @@ transmitted::
                           └─> h_a(y, q) ─> z ─Q─> ẑ ─> h_s ┘ (and ẑ itself)
 
 Training uses a per-pixel Lagrangian ``λ(q) = t₁·exp(t₂·q)``
-(:func:`compressai_rdc.qmap.lambda_map.lambda_map`); one model covers the whole
+(:func:`compressai_rdc.qmap.lambda_map.lambda_map`, ``t₁``/``t₂`` set by the
+training recipe's ``controls``); one model covers the whole
 rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 """
 
@@ -33,11 +36,16 @@ from torch import Tensor, nn
 from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
-from compressai_rdc.qmap.lambda_map import lambda_map
 
-__all__ = ["HEVRC", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
+__all__ = ["HEVRC", "PAPER", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
 
 QmapLike = Union[None, float, Tensor]
+
+#: the one citation of the HEVRC paper used across the package
+PAPER = (
+    "HEVRC: 'Conditional Encoder-Based Adaptive Deep Image Compression with Classification-Driven "
+    "Semantic Awareness', Electronics 12(13):2781, 2023"
+)
 
 
 def check_qmap(qmap: QmapLike, x: Tensor, default: float = 0.5, pad_multiple: int = 64) -> Tensor:
@@ -213,8 +221,6 @@ class HEVRC(CodecHooks, CompressionModel):
         N: channels of the hidden stages and of ``z``.
         M: channels of ``y``.
         cond_channels: channels of the SFT condition networks.
-        t1, t2: per-pixel Lagrangian ``λ(q) = t1·exp(t2·q)`` used in training
-            (paper: 4e-4 and 2.8); stored so losses and the docs agree.
         default_qmap: uniform quality used when no map is given
             (``quality`` of the zoo selects it).
 
@@ -234,18 +240,14 @@ class HEVRC(CodecHooks, CompressionModel):
         N: int = 96,
         M: int = 128,
         cond_channels: int = 32,
-        t1: float = 4e-4,
-        t2: float = 2.8,
         default_qmap: float = 0.5,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if not 0.0 <= default_qmap <= 1.0:
             raise InvalidArgumentError(f"default_qmap {default_qmap} is outside [0, 1]")
-        if t1 <= 0:
-            raise InvalidArgumentError(f"t1 must be positive, got {t1}")
         self.N, self.M, self.cond_channels = N, M, cond_channels
-        self.t1, self.t2, self.default_qmap = float(t1), float(t2), float(default_qmap)
+        self.default_qmap = float(default_qmap)
         self.g_a = QmapConditionedAnalysis(N, M, cond_channels)
         self.h_a = QmapConditionedHyperAnalysis(N, M, cond_channels)
         self.h_s = nn.Sequential(
@@ -261,10 +263,6 @@ class HEVRC(CodecHooks, CompressionModel):
         return (height // 64, width // 64)
 
     # -- helpers -----------------------------------------------------------------
-    def lambda_map(self, qmap: Tensor) -> Tensor:
-        """Per-pixel Lagrangian ``t1·exp(t2·q)`` of this model, shape of ``qmap``."""
-        return lambda_map(qmap, self.t1, self.t2)
-
     def _z_hat(self, z: Tensor) -> tuple[Tensor, Tensor]:
         z_noisy, z_likelihoods = self.entropy_bottleneck(z)
         if not self.training:
