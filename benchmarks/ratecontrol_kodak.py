@@ -63,7 +63,7 @@ def main() -> None:
     ap.add_argument("--targets", default="0.2,0.5,1.0")
     ap.add_argument("--strategy", default="inverse-icm", help="quality-map strategy (quality-map models)")
     ap.add_argument("--layers", type=int, default=None)
-    ap.add_argument("--method", default="brent", choices=("brent", "golden"))
+    ap.add_argument("--method", default="brent", choices=("brent", "golden", "bounded"))
     ap.add_argument("--limit", type=int, default=24)
     ap.add_argument("--json", default=None, help="write every row to this file")
     args = ap.parse_args()

@@ -9,7 +9,7 @@ then entropy-codes once and measures the real container size::
 
     x ──> RateControl(model, x) ── bpp_est(p) = Σ −log₂ P / (H·W)  (+ container overhead)
               │ bracket: est(split) → side → est(end)   (target outside → RateRangeError)
-              │ scipy brentq on log est(p) − log target  (or golden-section, HEVRC)
+              │ scipy brentq on log est(p) − log target  (or golden-section, HEVRC §4.3)
               ▼
           codec.encode(model, x, **controls(p*)) ── actual bpp from the bytes
               │ |actual − target| > tol ?  re-solve once: header bytes + measured payload/estimate ratio
@@ -46,6 +46,7 @@ from compressai_rdc.errors import InvalidArgumentError, RDCError
 from compressai_rdc.utils.padding import pad_to_multiple
 
 __all__ = [
+    "METHODS",
     "RateControl",
     "RateRangeError",
     "SearchResult",
@@ -267,6 +268,10 @@ def _fixed_qmap(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> Dict[str,
 # -----------------------------------------------------------------------------
 # Search
 # -----------------------------------------------------------------------------
+#: search methods of :func:`search_rate`
+METHODS = ("brent", "golden", "bounded")
+
+
 class _Found(Exception):
     def __init__(self, p: float):
         self.p = p
@@ -288,10 +293,12 @@ def search_rate(
     Args:
         ctl: the control (:func:`rate_control`).
         target_bpp: the target (> 0).
-        method: ``"brent"`` (scipy ``brentq`` root finding on the log-rate
-            difference; fewest evaluations) or ``"golden"`` (scipy bounded
-            minimisation of ``|log est − log target|``: golden-section search
-            with parabolic steps, as HEVRC §4.3).
+        method: one of :data:`METHODS`: ``"brent"`` (default: scipy ``brentq``
+            root finding on the log-rate difference; fewest evaluations),
+            ``"golden"`` (scipy's pure golden-section minimisation of
+            ``|log est − log target|``, the search HEVRC §4.3 names) or
+            ``"bounded"`` (scipy's bounded Brent minimisation of the same:
+            golden-section with parabolic steps).
         rtol: stop as soon as the estimate is within this relative distance.
         overhead_bpp: bits per pixel the container adds to the estimate.
         scale: measured ratio of real to estimated rate (coder and header);
@@ -304,8 +311,8 @@ def search_rate(
     """
     if not (isinstance(target_bpp, (int, float)) and math.isfinite(target_bpp) and target_bpp > 0):
         raise InvalidArgumentError(f"target bpp must be a positive number, got {target_bpp!r}")
-    if method not in ("brent", "golden"):
-        raise InvalidArgumentError(f"method {method!r} is invalid; valid: brent, golden")
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method {method!r} is invalid; valid: {', '.join(METHODS)}")
     history: List[Tuple[float, float]] = []
     evaluations = 0
 
@@ -347,10 +354,18 @@ def search_rate(
             )
         if method == "brent":
             p = optimize.brentq(f, lo, hi, xtol=1e-4 * (hi - lo), maxiter=max_evaluations)
-        else:
+        elif method == "bounded":
             p = optimize.minimize_scalar(
                 lambda p: abs(f(p)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-4 * (hi - lo)}
             ).x
+        else:  # scipy's golden section brackets outside (lo, hi): outside, the objective grows with the distance
+            a, b = lo, hi
+
+            def clipped(p: float) -> float:
+                c = min(max(p, a), b)
+                return abs(f(c)) + abs(p - c)
+
+            p = min(max(optimize.minimize_scalar(clipped, bracket=(a, b), method="golden", options={"xtol": 1e-4}).x, a), b)
     except _Found as found:
         p = found.p
     p = float(p)

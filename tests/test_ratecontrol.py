@@ -58,7 +58,7 @@ def test_estimates_are_monotone(hevrc_fixture, rdc_fixture, crop):
         assert all(b > a for a, b in zip(rates, rates[1:])), rates
 
 
-@pytest.mark.parametrize("frac, method", [(0.3, "brent"), (0.9, "brent"), (0.6, "golden")])
+@pytest.mark.parametrize("frac, method", [(0.3, "brent"), (0.9, "brent"), (0.6, "golden"), (0.6, "bounded")])
 def test_hevrc_target_met_on_real_bytes(hevrc_fixture, crop, frac, method):
     target = _inside(hevrc_fixture, crop, frac, qmap_strategy="inverse-icm")
     data, report = encode_to_target(hevrc_fixture, crop, target, method=method, qmap_strategy="inverse-icm")

@@ -108,7 +108,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--target-bpp", type=float, help="search the rate control for this bpp (container bytes)")
     parser.add_argument("--qmap-strategy", default=None, help="quality-map strategy (compressai-rdc qmap --help); default uniform")
     parser.add_argument("--layers", type=int, default=None, help="scalable residual layers to code (RDC models)")
-    parser.add_argument("--method", choices=("brent", "golden"), default="brent", help="search method for --target-bpp")
+    parser.add_argument("--method", choices=("brent", "golden", "bounded"), default="brent",
+                        help="search method for --target-bpp (compressai_rdc.ratecontrol.search_rate)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
