@@ -173,10 +173,23 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
     x = _as_batch(x)
     _check_accepted(model.compress, controls, "compress", model)
     _check_controls(model, controls)
-    h, w = x.shape[-2:]
     xp, pad = pad_to_multiple(x, pad_multiple(model))
     with torch.no_grad():
         out = model.compress(xp, **controls)
+    return pack_output(model, out, x.shape, pad, controls, name=name)
+
+
+def pack_output(
+    model: nn.Module, out: Dict[str, Any], size: Tuple[int, ...], pad: Tuple[int, int, int, int],
+    controls: Dict[str, Any], *, name: Optional[str] = None,
+) -> bytes:
+    """The container of a ``model.compress`` output (the second half of :func:`encode`).
+
+    For callers that ran ``compress`` themselves on the padded image, e.g. rate
+    control reusing an analysis transform; ``size`` is the unpadded ``(B, 3, H, W)``,
+    ``pad`` what :func:`~compressai_rdc.utils.padding.pad_to_multiple` added and
+    ``controls`` the ones ``compress`` used.
+    """
     strings = out["strings"]
     if not isinstance(strings, (list, tuple)) or not strings:
         raise InvalidArgumentError(f"{type(model).__name__}.compress returned no strings")
@@ -184,9 +197,9 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
     header = StreamHeader(
         model_name=name or model_name(model),
         weights_hash=weights_hash(model),
-        batch=x.shape[0],
-        height=int(h),
-        width=int(w),
+        batch=int(size[0]),
+        height=int(size[-2]),
+        width=int(size[-1]),
         pad=pad,
         shape=_flat_shape(out["shape"]),
         controls={k: float(v) for k, v in hk.stream_controls(**controls).items()},
@@ -318,6 +331,7 @@ __all__ = [
     "decode",
     "encode",
     "model_name",
+    "pack_output",
     "pad_multiple",
     "read_header",
     "truncate",

@@ -47,6 +47,7 @@ from compressai_rdc.utils.padding import pad_to_multiple
 
 __all__ = [
     "METHODS",
+    "Probe",
     "RateControl",
     "RateRangeError",
     "SearchResult",
@@ -86,6 +87,27 @@ class RateControl:
     split: Optional[float] = None
     #: estimates already computed, ``p -> bpp`` (shared by repeated searches)
     cache: Dict[float, float] = field(default_factory=dict)
+    #: optional ``p -> model.compress output`` of the padded image reusing the probes'
+    #: work (same bytes as ``compress(**controls(p))``); else a plain encode
+    compress: Optional[Callable[[float], Dict[str, Any]]] = None
+
+    def encode(self, model: nn.Module, x: Tensor, p: float) -> bytes:
+        """Container bytes of ``x`` ``(1, 3, H, W)`` at ``p``."""
+        if self.compress is None:
+            return codec.encode(model, x, **self.controls(p))
+        _, pad = _padded(model, x)
+        with torch.no_grad():
+            out = self.compress(p)
+        return codec.pack_output(model, out, tuple(x.shape), pad, self.controls(p))
+
+
+@dataclass
+class Probe:
+    """A model's faster rate evaluation for a gain search (from its ``rate_control`` hook):
+    ``estimate(r) -> bpp`` and optionally ``compress(r) -> model.compress output``."""
+
+    estimate: Callable[[float], float]
+    compress: Optional[Callable[[float], Dict[str, Any]]] = None
 
 
 @dataclass
@@ -158,23 +180,23 @@ def _padded(model: nn.Module, x: Tensor) -> Tuple[Tensor, Tuple[int, int, int, i
     return pad_to_multiple(x, codec.pad_multiple(model))
 
 
-#: ``(padded x, pixels of the original image, fixed controls) -> estimate(r) or None``
-GainEstimator = Callable[[Tensor, int, Dict[str, Any]], Optional[Callable[[float], float]]]
+#: ``(padded x, pixels of the original image, fixed controls) -> Probe or None``
+GainEstimator = Callable[[Tensor, int, Dict[str, Any]], Optional[Probe]]
 
 
 def gain_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any], estimator: Optional[GainEstimator] = None) -> RateControl:
     """The continuous gain ``rate ∈ [0, L−1]`` of ``model`` on ``x`` ``(1, 3, H, W)``.
 
     ``estimator`` (from the model's ``rate_control`` hook) may return a faster
-    estimate for these fixed controls; otherwise each probe runs ``rate_likelihoods``.
+    :class:`Probe` for these fixed controls; otherwise each probe runs ``rate_likelihoods``.
     """
     xp, _ = _padded(model, x)
     n = x.shape[-2] * x.shape[-1]
-    estimate = estimator(xp, n, fixed) if estimator is not None else None
-    if estimate is None:
-        estimate = lambda r: estimate_bpp(model, xp, n, rate=float(r), **fixed)  # noqa: E731
-    return RateControl(name="rate", bounds=(0.0, float(model.levels - 1)), estimate=estimate,
-                       controls=lambda r: dict(fixed, rate=float(r)))
+    probe = estimator(xp, n, fixed) if estimator is not None else None
+    if probe is None:
+        probe = Probe(lambda r: estimate_bpp(model, xp, n, rate=float(r), **fixed))
+    return RateControl(name="rate", bounds=(0.0, float(model.levels - 1)), estimate=probe.estimate,
+                       controls=lambda r: dict(fixed, rate=float(r)), compress=probe.compress)
 
 
 def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateControl:
@@ -452,7 +474,7 @@ def encode_to_target(
     ctl = rate_control(model, x, control=control, **fixed)
     res = search_rate(ctl, target_bpp, method=method)
     evaluations, encodes = res.evaluations, 1
-    data = codec.encode(model, x, **res.controls)
+    data = ctl.encode(model, x, res.value)
     actual = codec.bits_per_pixel(data)
     for _ in range(max_refinements):
         if abs(actual - target_bpp) <= tolerance * target_bpp:
@@ -462,7 +484,7 @@ def encode_to_target(
         ratio = (actual - header_bpp) / ctl.cache[res.value]
         res = search_rate(ctl, target_bpp, method=method, scale=ratio, overhead_bpp=header_bpp, rtol=tolerance / 4)
         evaluations += res.evaluations
-        data = codec.encode(model, x, **res.controls)
+        data = ctl.encode(model, x, res.value)
         actual, encodes = codec.bits_per_pixel(data), encodes + 1
     report = TargetReport(
         target_bpp=float(target_bpp),

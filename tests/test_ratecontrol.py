@@ -83,6 +83,8 @@ def test_rdc_gain_target_met(rdc_fixture, crop, frac):
     data, report = encode_to_target(rdc_fixture, crop, target, layers=0)
     assert abs(report.actual_bpp - target) <= TOL * target, report
     assert report.control == "rate" and codec.read_header(data).controls["rate"] == pytest.approx(report.value, rel=1e-6)
+    # the search reuses its analysis transform for the final encode: the bytes are a plain encode's
+    assert data == codec.encode(rdc_fixture, crop, rate=report.value, layers=0)
 
 
 def test_rdc_qmap_gain_search_with_roi_map(rdc_qmap_fixture, crop):
@@ -90,6 +92,8 @@ def test_rdc_qmap_gain_search_with_roi_map(rdc_qmap_fixture, crop):
     data, report = encode_to_target(rdc_qmap_fixture, crop, target, layers=0, qmap_strategy="inverse-icm")
     assert abs(report.actual_bpp - target) <= TOL * target, report
     assert report.control == "rate"
+    controls = rate_control(rdc_qmap_fixture, crop, layers=0, qmap_strategy="inverse-icm").controls(report.value)
+    assert data == codec.encode(rdc_qmap_fixture, crop, **controls)
 
 
 def test_search_control_feeds_codec_encode(hevrc_fixture, crop):

@@ -70,7 +70,7 @@ def test_every_recipe_lowers_its_loss(config, tiny_data, tmp_path):
     if kind.startswith("rdc"):
         extra += ["--set", "controls.rate_range=[3, 3]"]  # one operating point: losses comparable across steps
     if kind == "qmap-gan":
-        extra += ["--set", "loss.gan.width=8"]
+        extra += ["--set", "loss.gan.width=8", "--set", "loss.gan.latent_channels=8"]  # TINY hevrc: M = 8
     if kind == "qmap":
         extra += ["--set", "controls.p_uniform=1.0", "--set", "controls.p_gradient=0.0"]
     if load_config(config)["controls"].get("qmap"):

@@ -227,7 +227,9 @@ class HEVRC(CodecHooks, CompressionModel):
     Forward:
         ``forward(x, qmap=None)`` with ``x (B, 3, H, W)`` in [0, 1] and
         ``qmap (B, 1, H, W)`` in [0, 1] (or a float) returns
-        ``{"x_hat", "likelihoods": {"y", "z"}, "qmap"}``.
+        ``{"x_hat", "y_hat", "likelihoods": {"y", "z"}, "qmap"}``; ``y_hat`` (the
+        rounded latent the decoder sees) conditions the stage-3 discriminator
+        ``D(f_d(ŷ, ẑ), ŷ, q)`` (HEVRC eqs. 13–14).
     """
 
     #: total down-sampling factor of ``g_a`` (block size of the ICM, §4.3)
@@ -293,7 +295,7 @@ class HEVRC(CodecHooks, CompressionModel):
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = quantize_ste(y - means) + means  # decoder never trains on noisy latents
         x_hat = self.g_s(y_hat, z_hat)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "qmap": lat["q"]}
+        return {"x_hat": x_hat, "y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "qmap": lat["q"]}
 
     def compress(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
         """Entropy-code ``x`` under ``qmap``; the map itself is not in the output."""

@@ -29,7 +29,7 @@ through :mod:`compressai_rdc.codec`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
@@ -45,7 +45,7 @@ from compressai_rdc.models.gained_hyperprior import INIT_SCALE, GainedHyperprior
 from compressai_rdc.models.residual import ResidualScalableBranch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from compressai_rdc.ratecontrol import RateControl
+    from compressai_rdc.ratecontrol import Probe, RateControl
 
 __all__ = ["GAIN_RANGE", "INIT_SCALE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
 
@@ -135,8 +135,13 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
     def compress(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
         """Returns ``{"strings": [y, z], "shape": latent size (H/16, W/16), "y_hat"}``
         where ``y_hat`` is the latent the decoder will reconstruct (for ``x̂₁`` on the encoder)."""
-        r = check_rate(rate, self.levels, x.shape[0], self.levels - 1)
-        y_g, z_g = self._latents(x, r, cond)
+        return self.compress_latent(self.analysis(x, **cond), rate, **cond)
+
+    def compress_latent(self, y: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
+        """:meth:`compress` from ``y = analysis(x)`` (rate control reuses one analysis)."""
+        r = check_rate(rate, self.levels, y.shape[0], self.levels - 1)
+        y_g = self.gain.gain(y, r)
+        z_g = self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r)
         z_strings, indexes, means, _ = self.compress_hyper(z_g, r, y_g.shape[-2:])
         y_strings = self.gaussian_conditional.compress(y_g, indexes, means=means)
         y_hat = self.gain.inverse(self.gaussian_conditional.quantize(y_g, "dequantize", means), r)
@@ -149,23 +154,16 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
         y_hat = self.gain.inverse(self.gaussian_conditional.decompress(list(strings[0]), indexes, means=means), r)
         return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat}
 
-    def rate_estimator(self, x: Tensor, **cond: Any) -> Callable[[float], float]:
-        """``rate -> estimated bits`` of ``x`` (eval mode), running the analysis transform once.
+    def latent_bits(self, y: Tensor, rate: RateLike, **cond: Any) -> float:
+        """Estimated bits of an analysed latent ``y = analysis(x)`` at ``rate`` (eval mode).
 
-        The gain acts after ``g_a`` (RDC §3.2), so every call costs only the
-        gain, the hyperprior and the likelihoods; used by the rate control of
-        :class:`RDCVersatile` (layers=0). Gives the bits of :meth:`forward`'s likelihoods.
-        """
+        The gain acts after ``g_a`` (RDC §3.2), so rate control runs the analysis
+        once and each probe costs only the gain, the hyperprior and the likelihoods;
+        the same bits as :meth:`forward`'s likelihoods."""
+        r = check_rate(rate, self.levels, y.shape[0], 0.0)
         with torch.no_grad():
-            y = self.analysis(x, **cond)
-
-        def estimate(rate: float) -> float:
-            r = check_rate(float(rate), self.levels, x.shape[0], 0.0)
-            with torch.no_grad():
-                y_g = self.gain.gain(y, r)
-                return self.rate_bits(y_g, self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r), r)
-
-        return estimate
+            y_g = self.gain.gain(y, r)
+            return self.rate_bits(y_g, self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r), r)
 
     @staticmethod
     def widths_from_state_dict(state_dict: Mapping[str, Tensor], prefix: str = "") -> Dict[str, int]:
@@ -271,11 +269,21 @@ class RDCVersatile(CodecHooks, CompressionModel):
 
         return generic_rate_control(self, x, control=control, gain_estimator=self._primary_estimator, **fixed)
 
-    def _primary_estimator(self, xp: Tensor, num_pixels: int, fixed: Dict[str, Any]) -> Optional[Callable[[float], float]]:
+    def _primary_estimator(self, xp: Tensor, num_pixels: int, fixed: Dict[str, Any]) -> Optional["Probe"]:
+        """With ``layers=0`` the probes and the final encode share one primary analysis."""
+        from compressai_rdc.ratecontrol import Probe
+
         if fixed.get("layers", None) != 0:
-            return None  # the residual depends on x̂₁(rate): nothing to reuse beyond the primary
-        bits = self.primary.rate_estimator(xp, **self._primary_cond(xp, fixed))
-        return lambda r: bits(r) / num_pixels
+            return None  # the residual depends on x̂₁(rate): each probe reruns it
+        cond = self._primary_cond(xp, fixed)
+        with torch.no_grad():
+            y = self.primary.analysis(xp, **cond)
+
+        def compress(rate: float) -> Dict[str, Any]:
+            out = self.primary.compress_latent(y, self._rates(1, float(rate), None)[0], **cond)
+            return {"strings": list(out["strings"]), "shape": out["shape"]}
+
+        return Probe(lambda r: self.primary.latent_bits(y, float(r), **cond) / num_pixels, compress)
 
     def _primary_cond(self, x: Tensor, controls: Dict[str, Any]) -> Dict[str, Any]:
         """Conditioning of the primary branch for these controls (none here; ``rdc-qmap``: the map)."""
