@@ -28,7 +28,7 @@ import pluggy
 
 from compressai_rdc import hookspecs
 from compressai_rdc.errors import PluginLoadError
-from compressai_rdc.registry import REGISTRIES
+from compressai_rdc.registry import REGISTRIES, set_loader
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 ALLOW_ENV = "COMPRESSAI_RDC_PLUGINS"
@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "compressai_rdc._builtin.rdc",
     "compressai_rdc._builtin.qmap",
     "compressai_rdc._builtin.losses",
+    "compressai_rdc._builtin.training",
     "compressai_rdc._builtin.evaluation",
 )
 
@@ -213,6 +214,9 @@ def reset_plugins() -> None:
             registry.clear()
         _info.clear()
         _pm = None
+
+
+set_loader(load_plugins)
 
 
 def _own_version() -> str:

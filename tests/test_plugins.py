@@ -109,6 +109,13 @@ def test_builtins_register_through_hooks():
     for name in BUILTIN_PLUGINS:
         assert infos[name].builtin and infos[name].distribution == "compressai-rdc"
     assert "plugins" in infos["compressai_rdc._builtin.core"].registered["command"]
+    # each command is credited to the built-in it belongs to
+    commands = {name: set(i.registered.get("command", [])) for name, i in infos.items() if i.builtin}
+    assert {"encode", "decode"} <= commands["compressai_rdc._builtin.core"]
+    assert commands["compressai_rdc._builtin.qmap"] == {"qmap"}
+    assert commands["compressai_rdc._builtin.training"] == {"train"}
+    assert commands["compressai_rdc._builtin.evaluation"] == {"eval"}
+    assert "command" not in infos["compressai_rdc._builtin.losses"].registered
 
 
 def test_runtime_plugin_is_bridged_into_all_compressai_tables_and_removed():

@@ -1,4 +1,4 @@
-"""Built-in plugin: training losses and the ``train`` command."""
+"""Built-in plugin: training losses (the ``train`` command: :mod:`compressai_rdc._builtin.training`)."""
 
 from compressai_rdc.hookspecs import hookimpl
 
@@ -10,9 +10,3 @@ def register_losses(register):
     for name, (cls, description) in BUILTIN_LOSSES.items():
         register(name, cls, description=description)
 
-
-@hookimpl
-def register_commands(register):
-    from compressai_rdc.cli import train
-
-    register("train", train.configure, run=train.run, help="train a codec with a recipe config (resumable, DDP-ready)")

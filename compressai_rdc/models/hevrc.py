@@ -37,7 +37,7 @@ from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
 
-__all__ = ["HEVRC", "PAPER", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
+__all__ = ["HEVRC", "PAPER", "SPECS", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
 
 QmapLike = Union[None, float, Tensor]
 
@@ -234,6 +234,8 @@ class HEVRC(CodecHooks, CompressionModel):
 
     #: total down-sampling factor of ``g_a`` (block size of the ICM, §4.3)
     stride: int = 16
+    #: zoo qualities 1..8 select a uniform default map q = (quality − 1) / 7
+    QUALITIES = tuple(range(1, 9))
     #: padding multiple of the input (g_a and h_a strides), read by :mod:`compressai_rdc.codec`
     downsampling_factor: int = 64
 
@@ -258,6 +260,11 @@ class HEVRC(CodecHooks, CompressionModel):
         self.g_s = HyperConditionedSynthesis(N, M, cond_channels)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+
+    @classmethod
+    def quality_kwargs(cls, quality: int) -> Dict[str, float]:
+        """Zoo quality → the uniform quality of the default operating point."""
+        return {"default_qmap": (quality - 1) / (len(cls.QUALITIES) - 1)}
 
     @staticmethod
     def stream_shape(height: int, width: int):
@@ -327,3 +334,17 @@ class HEVRC(CodecHooks, CompressionModel):
         net = cls(N=N, M=M, cond_channels=P, **kwargs)
         net.load_state_dict(state_dict)
         return net
+
+
+# -----------------------------------------------------------------------------
+# Zoo entry (registered by compressai_rdc._builtin.qmap; weights: compressai_rdc.zoo._weights)
+# -----------------------------------------------------------------------------
+SPECS: Dict[str, Dict[str, Any]] = {
+    "hevrc": dict(
+        cls=HEVRC,
+        qualities=HEVRC.QUALITIES,
+        quality_kwargs=HEVRC.quality_kwargs,
+        description="quality-map-conditioned codec (SFT encoder, hyper-latent-conditioned decoder); one model, all rates",
+        paper=f"{PAPER}, §3–4; Song et al., QMAP2021 (ICCV 2021)",
+    ),
+}

@@ -47,7 +47,7 @@ from compressai_rdc.models.residual import ResidualScalableBranch
 if TYPE_CHECKING:  # pragma: no cover
     from compressai_rdc.ratecontrol import Probe, RateControl
 
-__all__ = ["GAIN_RANGE", "INIT_SCALE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
+__all__ = ["GAIN_RANGE", "INIT_SCALE", "PAPER", "PrimaryBranch", "RDCVersatile", "SPECS", "check_beta", "hyper_size"]
 
 #: Initial gains of level 0 and level L-1. A freshly initialised analysis
 #: transform outputs latents of std ≈ 0.05; these gains make an untrained model
@@ -191,6 +191,14 @@ class RDCVersatile(CodecHooks, CompressionModel):
         ``rate`` (primary) and ``residual_rate`` (default: same as ``rate``) are
         floats in ``[0, L−1]``; ``layers`` in ``0..K``; ``beta`` in ``[0, 1]`` at decode.
     """
+
+    #: zoo qualities; quality q selects gain level q − 1 of the one shared model
+    QUALITIES = tuple(range(1, 9))
+
+    @staticmethod
+    def quality_kwargs(quality: int) -> Dict[str, float]:
+        """Zoo quality ``q`` → default gain level ``q − 1``."""
+        return {"default_rate": float(quality - 1)}
 
     def __init__(
         self,
@@ -401,3 +409,22 @@ class RDCVersatile(CodecHooks, CompressionModel):
         net = cls(**ctor)
         net.load_state_dict(state_dict)
         return net
+
+
+# -----------------------------------------------------------------------------
+# Zoo entry (registered by compressai_rdc._builtin.rdc; weights: compressai_rdc.zoo._weights)
+# -----------------------------------------------------------------------------
+PAPER = (
+    "Liu, Feng, Qi, Chen, Chen, Zeng, Jin, 'Rate-Distortion-Cognition Controllable Versatile Neural "
+    "Image Compression', ECCV 2024; gain units: Cui et al., CVPR 2021"
+)
+
+SPECS: Dict[str, Dict[str, Any]] = {
+    "rdc-versatile": dict(
+        cls=RDCVersatile,
+        qualities=RDCVersatile.QUALITIES,
+        quality_kwargs=RDCVersatile.quality_kwargs,
+        description="RDC: gain-unit primary branch + scalable residual branch; rate, layers and beta in one model",
+        paper=PAPER,
+    ),
+}

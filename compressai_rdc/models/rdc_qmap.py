@@ -26,11 +26,12 @@ from torch import Tensor
 
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import RateLike
+from compressai_rdc.models.hevrc import PAPER as HEVRC_PAPER
 from compressai_rdc.models.hevrc import QmapConditionedAnalysis, QmapConditionedHyperAnalysis, QmapLike, check_qmap
 from compressai_rdc.models.rdc import PrimaryBranch, RDCVersatile
 from compressai_rdc.models.residual import ResidualScalableBranch
 
-__all__ = ["QmapPrimaryBranch", "RDCQmap"]
+__all__ = ["QmapPrimaryBranch", "RDCQmap", "SPECS"]
 
 
 class QmapPrimaryBranch(PrimaryBranch):
@@ -84,9 +85,6 @@ class RDCQmap(RDCVersatile):
         in [0, 1], a float, or ``None`` (uniform ``default_qmap``).
     """
 
-    #: zoo qualities; quality q selects gain level q − 1, as for rdc-versatile
-    QUALITIES = tuple(range(1, 9))
-
     def __init__(
         self,
         N: int = 96,
@@ -107,11 +105,6 @@ class RDCQmap(RDCVersatile):
         if not 0.0 <= default_qmap <= 1.0:
             raise InvalidArgumentError(f"default_qmap {default_qmap} is outside [0, 1]")
         self.default_qmap = float(default_qmap)
-
-    @staticmethod
-    def quality_kwargs(quality: int) -> Dict[str, float]:
-        """Zoo quality ``q`` → default gain level ``q − 1``."""
-        return {"default_rate": float(quality - 1)}
 
     def _qmap(self, x: Tensor, qmap: QmapLike) -> Tensor:
         return check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
@@ -151,3 +144,17 @@ class RDCQmap(RDCVersatile):
         net = cls(**ctor)
         net.load_state_dict(state_dict)
         return net
+
+
+# -----------------------------------------------------------------------------
+# Zoo entry (registered by compressai_rdc._builtin.qmap; weights: compressai_rdc.zoo._weights)
+# -----------------------------------------------------------------------------
+SPECS: Dict[str, Dict[str, Any]] = {
+    "rdc-qmap": dict(
+        cls=RDCQmap,
+        qualities=RDCQmap.QUALITIES,  # quality q selects gain level q − 1, as for rdc-versatile
+        quality_kwargs=RDCQmap.quality_kwargs,
+        description="RDC primary branch conditioned on a quality map (SFT) + scalable residual branch",
+        paper=f"Liu et al., RDC (ECCV 2024) with the conditional encoder of {HEVRC_PAPER}, §4.1",
+    ),
+}

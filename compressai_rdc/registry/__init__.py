@@ -1,9 +1,11 @@
 """Name tables of everything plugins register, and the specs they store.
 
 One :class:`Registry` per kind (models, components, losses, quality-map
-strategies, tasks, commands). Looking a name up loads the plugins first
-(lazily, once), so ``MODELS.get("rdc-versatile")`` works in a fresh process.
-Each entry records which plugin registered it, for ``compressai-rdc plugins``.
+strategies, tasks, commands): plain tables that import nothing of the package.
+Looking a name up first calls the loader that :mod:`compressai_rdc._plugins`
+installs with :func:`set_loader` when the package is imported (it loads the
+plugins lazily, once), so ``MODELS.get("rdc-versatile")`` works in a fresh
+process. Each entry records which plugin registered it, for ``compressai-rdc plugins``.
 
 Model entries are :class:`ModelSpec` records; the CompressAI bridge
 (:mod:`compressai_rdc.registry._bridge`) writes every registered model into all
@@ -22,6 +24,15 @@ from compressai_rdc.errors import RegistrationError, UnknownNameError
 T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+#: called before every lookup (set by :mod:`compressai_rdc._plugins`: load the plugins once)
+_loader: Optional[Callable[[], Any]] = None
+
+
+def set_loader(loader: Optional[Callable[[], Any]]) -> None:
+    """Install the function every lookup calls first (the plugin loader)."""
+    global _loader
+    _loader = loader
 
 
 @dataclass(frozen=True)
@@ -81,9 +92,8 @@ class Registry(Generic[T]):
 
     # -- lookup ------------------------------------------------------------------
     def _loaded(self) -> Dict[str, Entry[T]]:
-        from compressai_rdc._plugins import load_plugins
-
-        load_plugins()
+        if _loader is not None:
+            _loader()
         return self._entries
 
     def get(self, name: str) -> T:
@@ -290,4 +300,5 @@ __all__ = [
     "TASKS",
     "WeightSpec",
     "list_models",
+    "set_loader",
 ]
