@@ -17,28 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from compressai_rdc import codec, create_model
 from compressai_rdc.data import find_data_dir, list_images, load_image
 from compressai_rdc.contract import accepts
 from compressai_rdc.ratecontrol import RateRangeError, encode_to_target
 
-
-class QScaledAnalysis(nn.Module):
-    """Random-init SFT analysis whose latent grows with the local quality (as the tests' fixture)."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x, q):
-        y = self.inner(x, q)
-        return y * 0.5 * torch.exp(4 * F.adaptive_avg_pool2d(q, y.shape[-2:]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import QScaledAnalysis  # noqa: E402  (the tests' map-dependent fixture)
 
 
 def build(name: str, weights):
