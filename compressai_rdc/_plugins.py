@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 import pluggy
 
 from compressai_rdc import hookspecs
-from compressai_rdc.errors import PluginLoadError
+from compressai_rdc.errors import PluginLoadError, RegistrationError
 from compressai_rdc.registry import REGISTRIES, set_loader
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
@@ -113,7 +113,12 @@ def load_plugins() -> pluggy.PluginManager:
         _loading = pm
         try:
             for name in info:
-                _run_hooks(pm, name, info[name])
+                try:
+                    _run_hooks(pm, name, info[name])
+                except RegistrationError as exc:
+                    if info[name].builtin:
+                        raise
+                    raise RegistrationError(f"{exc}. Update the plugin, or block it with {BLOCK_ENV}={name}") from exc
         finally:
             _loading = None
         _info.clear()
