@@ -17,27 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from compressai_rdc import codec, create_model
 from compressai_rdc.data import find_data_dir, list_images, load_image
-from compressai_rdc.ratecontrol import RateRangeError, _accepts, encode_to_target
+from compressai_rdc.contract import accepts
+from compressai_rdc.ratecontrol import RateRangeError, encode_to_target
 
-
-class QScaledAnalysis(nn.Module):
-    """Random-init SFT analysis whose latent grows with the local quality (as the tests' fixture)."""
-
-    def __init__(self, inner: nn.Module):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x, q):
-        y = self.inner(x, q)
-        return y * 0.5 * torch.exp(4 * F.adaptive_avg_pool2d(q, y.shape[-2:]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import QScaledAnalysis  # noqa: E402  (the tests' map-dependent fixture)
 
 
 def build(name: str, weights):
@@ -62,7 +54,7 @@ def main() -> None:
     ap.add_argument("--targets", default="0.2,0.5,1.0")
     ap.add_argument("--strategy", default="inverse-icm", help="quality-map strategy (quality-map models)")
     ap.add_argument("--layers", type=int, default=None)
-    ap.add_argument("--method", default="brent", choices=("brent", "golden"))
+    ap.add_argument("--method", default="brent", choices=("brent", "golden", "bounded"))
     ap.add_argument("--limit", type=int, default=24)
     ap.add_argument("--json", default=None, help="write every row to this file")
     args = ap.parse_args()
@@ -71,7 +63,7 @@ def main() -> None:
         raise SystemExit("kodak/ not found (set $COMPRESSAI_RDC_DATA)")
     net = build(args.model, args.weights)
     fixed = {} if args.layers is None else {"layers": args.layers}
-    if _accepts(net.compress, "qmap"):
+    if accepts(net.compress, "qmap"):
         fixed["qmap_strategy"] = args.strategy
     rows, out_of_range = [], 0
     for path in list_images(kodak)[: args.limit]:

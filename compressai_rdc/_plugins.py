@@ -27,8 +27,8 @@ from typing import Dict, List, Optional
 import pluggy
 
 from compressai_rdc import hookspecs
-from compressai_rdc.errors import PluginLoadError
-from compressai_rdc.registry import REGISTRIES
+from compressai_rdc.errors import PluginLoadError, RegistrationError
+from compressai_rdc.registry import REGISTRIES, set_loader
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 ALLOW_ENV = "COMPRESSAI_RDC_PLUGINS"
@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "compressai_rdc._builtin.rdc",
     "compressai_rdc._builtin.qmap",
     "compressai_rdc._builtin.losses",
+    "compressai_rdc._builtin.training",
     "compressai_rdc._builtin.evaluation",
 )
 
@@ -66,13 +67,6 @@ def _env_names(var: str) -> Optional[set]:
     if value is None:
         return None
     return {v.strip() for v in value.split(",") if v.strip()}
-
-
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The loaded plugin manager (loads plugins on first call)."""
-    load_plugins()
-    assert _pm is not None
-    return _pm
 
 
 def load_plugins() -> pluggy.PluginManager:
@@ -119,7 +113,12 @@ def load_plugins() -> pluggy.PluginManager:
         _loading = pm
         try:
             for name in info:
-                _run_hooks(pm, name, info[name])
+                try:
+                    _run_hooks(pm, name, info[name])
+                except RegistrationError as exc:
+                    if info[name].builtin:
+                        raise
+                    raise RegistrationError(f"{exc}. Update the plugin, or block it with {BLOCK_ENV}={name}") from exc
         finally:
             _loading = None
         _info.clear()
@@ -220,6 +219,9 @@ def reset_plugins() -> None:
             registry.clear()
         _info.clear()
         _pm = None
+
+
+set_loader(load_plugins)
 
 
 def _own_version() -> str:

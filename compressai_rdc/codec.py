@@ -11,26 +11,11 @@
           ─► crop padding ─► x_hat (B,3,H,W)
 
 Works with CompressAI's own models (``mbt2018-mean``, ...) and every model in
-the compressai-rdc registry. Models can refine the defaults through optional
-duck-typed hooks:
-
-``model.stream_controls(**controls) -> dict[str, float]``
-    encode controls the decoder must know (stored in the header and passed back
-    to ``decompress``); called without arguments it must return every key it
-    can store (a stream with other keys is rejected as corrupt). Default: the
-    scalar controls ``decompress`` accepts by name.
-``model.substream_layers(num_groups, **controls) -> list[int]``
-    refinement-layer tag of each string group (0 = always needed, j = layer j);
-    :func:`truncate` drops groups with tag > k. Default: all 0.
-``model.check_controls(**controls)``
-    raises :class:`~compressai_rdc.errors.InvalidArgumentError` for invalid
-    control values; used to reject hostile stored values before decoding.
-``model.downsampling_factor``
-    padding multiple and the ratio between the padded image and ``shape``.
-``model.stream_shape(height, width) -> tuple``
-    the ``shape`` expected for a padded image size (checked before decoding).
-``model.symbols_per_pixel``
-    upper bound on latent symbols per padded pixel in one substream (default 1.5).
+the compressai-rdc registry. What a model may refine (padding multiple, stored
+controls, refinement layers, control checks, expected ``shape``, symbol
+density) is the contract of :mod:`compressai_rdc.contract`, read here through
+:func:`~compressai_rdc.contract.hooks`. Target-rate encoding sits above this
+module: :func:`compressai_rdc.ratecontrol.encode_to_target`.
 
 bpp is always computed from these bytes: :func:`bits_per_pixel`.
 """
@@ -38,7 +23,6 @@ bpp is always computed from these bytes: :func:`bits_per_pixel`.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
@@ -55,13 +39,14 @@ from compressai_rdc.container import (
     read_header,
     unpack,
 )
+from compressai_rdc.contract import DEFAULT_SYMBOLS_PER_PIXEL, accepted_names, accepts, hooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.utils.padding import pad_to_multiple, unpad
 
 #: symbols per padded pixel in one substream, assumed when sizing the zero guard
 #: appended to each substream before entropy decoding (see :func:`_guarded`);
-#: a model with denser latents sets ``model.symbols_per_pixel``
-GUARD_SYMBOLS_PER_PIXEL = 1.5
+#: a model with denser latents sets ``symbols_per_pixel`` (:mod:`compressai_rdc.contract`)
+GUARD_SYMBOLS_PER_PIXEL = DEFAULT_SYMBOLS_PER_PIXEL
 
 _hash_cache: "weakref.WeakKeyDictionary[nn.Module, Tuple[Tuple, bytes]]" = weakref.WeakKeyDictionary()
 
@@ -114,60 +99,40 @@ def model_name(model: nn.Module) -> str:
 
 def pad_multiple(model: nn.Module) -> int:
     """Spatial multiple the model's input must have (``downsampling_factor``, default 64)."""
-    f = getattr(model, "downsampling_factor", 64)
-    return int(f) if isinstance(f, int) and f > 0 else 64
+    f = hooks(model).downsampling_factor
+    if isinstance(f, bool) or not isinstance(f, int) or f <= 0:
+        raise InvalidArgumentError(f"{type(model).__name__}.downsampling_factor must be a positive int, got {f!r}")
+    return f
 
 
 # -----------------------------------------------------------------------------
 # Controls
 # -----------------------------------------------------------------------------
-def _accepts(fn, name: str) -> bool:
-    params = inspect.signature(fn).parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def _accepted_names(fn) -> List[str]:
-    return [n for n, p in inspect.signature(fn).parameters.items()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
 def _check_accepted(fn, controls: Dict[str, Any], what: str, model: nn.Module) -> None:
     for k in controls:
-        if not _accepts(fn, k):
-            valid = [n for n in _accepted_names(fn) if n not in ("x", "strings", "shape")]
+        if not accepts(fn, k):
+            valid = [n for n in accepted_names(fn) if n not in ("x", "strings", "shape")]
             raise InvalidArgumentError(
                 f"{type(model).__name__}.{what} has no control {k!r}; valid: {', '.join(valid) or '(none)'}"
             )
 
 
-def _stream_controls(model: nn.Module, controls: Dict[str, Any]) -> Dict[str, float]:
-    hook = getattr(model, "stream_controls", None)
-    if hook is not None:
-        return {k: float(v) for k, v in hook(**controls).items()}
-    out = {}
-    for k, v in controls.items():
-        if _accepts(model.decompress, k) and isinstance(v, (bool, int, float)):
-            out[k] = float(v)
-    return out
-
-
 def _check_stored_keys(header: StreamHeader, model: nn.Module) -> None:
-    hook = getattr(model, "stream_controls", None)
+    h = hooks(model)
     stored = set(header.controls)
-    if hook is not None:
-        valid = set(hook())
+    if h.declares_stream_controls:
+        valid = set(h.stream_controls())
         if stored != valid:
             raise CorruptBitstreamError(f"stream controls {sorted(stored)} differ from this model's {sorted(valid)}")
     else:
         for k in stored:
-            if not _accepts(model.decompress, k):
+            if not accepts(model.decompress, k):
                 raise CorruptBitstreamError(f"stream control {k!r} is not a parameter of {type(model).__name__}.decompress")
 
 
 def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
-    hook = getattr(model, "check_controls", None)
-    if hook is not None and controls:
-        hook(**controls)
+    if controls:
+        hooks(model).check_controls(**controls)
 
 
 # -----------------------------------------------------------------------------
@@ -191,9 +156,7 @@ def _flat_shape(shape: Any) -> Tuple[int, ...]:
     )
 
 
-def encode(
-    model: nn.Module, x: Tensor, *, name: Optional[str] = None, target_bpp: Optional[float] = None, **controls: Any
-) -> bytes:
+def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **controls: Any) -> bytes:
     """Compress ``x`` into container bytes.
 
     Args:
@@ -201,40 +164,46 @@ def encode(
         x: images ``(B, 3, H, W)`` or ``(3, H, W)`` in [0, 1], any H and W;
             padded internally to the model's multiple and cropped back on decode.
         name: model name stored in the header (default: :func:`model_name`).
-        target_bpp: search the model's rate control so the container has about
-            this many bits per pixel (see :func:`compressai_rdc.ratecontrol.encode_to_target`,
-            which also reports the search); ``controls`` then fix the other controls.
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
+            For a bpp target use :func:`compressai_rdc.ratecontrol.encode_to_target`.
 
     Returns:
         The container (layout in :mod:`compressai_rdc.container`).
     """
-    if target_bpp is not None:
-        from compressai_rdc.ratecontrol import encode_to_target
-
-        return encode_to_target(model, x, target_bpp, **controls)[0]
     x = _as_batch(x)
     _check_accepted(model.compress, controls, "compress", model)
     _check_controls(model, controls)
-    h, w = x.shape[-2:]
     xp, pad = pad_to_multiple(x, pad_multiple(model))
     with torch.no_grad():
         out = model.compress(xp, **controls)
+    return pack_output(model, out, x.shape, pad, controls, name=name)
+
+
+def pack_output(
+    model: nn.Module, out: Dict[str, Any], size: Tuple[int, ...], pad: Tuple[int, int, int, int],
+    controls: Dict[str, Any], *, name: Optional[str] = None,
+) -> bytes:
+    """The container of a ``model.compress`` output (the second half of :func:`encode`).
+
+    For callers that ran ``compress`` themselves on the padded image, e.g. rate
+    control reusing an analysis transform; ``size`` is the unpadded ``(B, 3, H, W)``,
+    ``pad`` what :func:`~compressai_rdc.utils.padding.pad_to_multiple` added and
+    ``controls`` the ones ``compress`` used.
+    """
     strings = out["strings"]
     if not isinstance(strings, (list, tuple)) or not strings:
         raise InvalidArgumentError(f"{type(model).__name__}.compress returned no strings")
-    layers = getattr(model, "substream_layers", None)
-    tags = list(layers(len(strings), **controls)) if layers is not None else [0] * len(strings)
+    hk = hooks(model)
     header = StreamHeader(
         model_name=name or model_name(model),
         weights_hash=weights_hash(model),
-        batch=x.shape[0],
-        height=int(h),
-        width=int(w),
+        batch=int(size[0]),
+        height=int(size[-2]),
+        width=int(size[-1]),
         pad=pad,
         shape=_flat_shape(out["shape"]),
-        controls=_stream_controls(model, controls),
-        layers=tuple(tags),
+        controls={k: float(v) for k, v in hk.stream_controls(**controls).items()},
+        layers=tuple(hk.substream_layers(len(strings), **controls)),
     )
     try:
         return pack(header, strings)
@@ -259,16 +228,12 @@ def _check_shape(header: StreamHeader, model: nn.Module) -> None:
     f = pad_multiple(model)
     if hp % f or wp % f:
         raise CorruptBitstreamError(f"padded size {hp}x{wp} is not a multiple of the model's {f}")
-    expected = getattr(model, "stream_shape", None)
-    if expected is not None:
-        want = tuple(expected(hp, wp))
-    elif isinstance(getattr(model, "downsampling_factor", None), int) and len(header.shape) == 2:
-        want = (hp // f, wp // f)
-    else:  # unknown model: at least bound the latent by the image
+    want = hooks(model).stream_shape(hp, wp)
+    if want is None:  # unknown model: at least bound the latent by the image
         if math.prod(header.shape) * 256 > hp * wp:
             raise CorruptBitstreamError(f"shape {header.shape} is too large for a {hp}x{wp} image")
         return
-    if header.shape != want:
+    if header.shape != tuple(want):
         raise CorruptBitstreamError(f"shape {header.shape} does not match {want} for a {hp}x{wp} image")
 
 
@@ -282,7 +247,7 @@ def _guarded(strings: List[List[bytes]], header: StreamHeader, model: nn.Module)
     we own.
     """
     hp, wp = header.padded_size
-    per_pixel = float(getattr(model, "symbols_per_pixel", GUARD_SYMBOLS_PER_PIXEL))
+    per_pixel = float(hooks(model).symbols_per_pixel)
     guard = bytes(int(4 * per_pixel * hp * wp) + 256)
     return [[s + guard + bytes(8 * len(s)) for s in group] for group in strings]
 
@@ -324,7 +289,7 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
     except InvalidArgumentError as exc:
         raise CorruptBitstreamError(f"stream controls {header.controls} are invalid for this model: {exc}") from exc
     kwargs = dict(header.controls, **controls)
-    if layers is not None and _accepts(model.decompress, "layers"):
+    if layers is not None and accepts(model.decompress, "layers"):
         kwargs["layers"] = layers
     with torch.no_grad():
         out = model.decompress(_guarded(strings, header, model), torch.Size(header.shape), **kwargs)
@@ -366,6 +331,7 @@ __all__ = [
     "decode",
     "encode",
     "model_name",
+    "pack_output",
     "pad_multiple",
     "read_header",
     "truncate",

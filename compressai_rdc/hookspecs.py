@@ -9,8 +9,8 @@ in the style of ``llm`` and ``datasette``::
     def register_qmap_strategies(register):
         register("center", CenterStrategy, description="Gaussian centred on the image")
 
-Built-in components are registered through exactly these hooks (see
-``compressai_rdc/*/_plugin.py``), so third-party plugins are first-class.
+Built-in components are registered through exactly these hooks (the modules
+``compressai_rdc/_builtin/*.py``), so third-party plugins are first-class.
 """
 
 from __future__ import annotations

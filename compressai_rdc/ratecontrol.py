@@ -9,27 +9,27 @@ then entropy-codes once and measures the real container size::
 
     x ──> RateControl(model, x) ── bpp_est(p) = Σ −log₂ P / (H·W)  (+ container overhead)
               │ bracket: est(split) → side → est(end)   (target outside → RateRangeError)
-              │ scipy brentq on log est(p) − log target  (or golden-section, HEVRC)
+              │ scipy brentq on log est(p) − log target  (or golden-section, HEVRC §4.3)
               ▼
           codec.encode(model, x, **controls(p*)) ── actual bpp from the bytes
               │ |actual − target| > tol ?  re-solve once: header bytes + measured payload/estimate ratio
               ▼
           bytes, TargetReport
 
-Models opt in by duck typing, in this order:
+The control of a model is its ``rate_control`` hook (:mod:`compressai_rdc.contract`);
+the default, :func:`generic_rate_control`, picks
 
-1. ``model.rate_control(x, **fixed) -> RateControl`` (full control, e.g. to
-   cache the analysis transform between evaluations);
-2. ``compress`` accepts ``rate`` and the model has ``levels`` → the gain ``rate``;
-3. ``compress`` accepts ``qmap`` → the Γ level of a quality-map strategy.
+1. the gain ``rate`` when ``compress`` accepts ``rate`` and the model has ``levels``;
+2. the Γ level of a quality-map strategy when ``compress`` accepts ``qmap``.
 
-``model.rate_likelihoods(x, **controls)`` (optional) returns the likelihoods
-without running the synthesis transform; otherwise ``forward`` is used.
+A model overrides the hook to reuse what does not change between probes
+(``rdc-versatile`` runs its primary analysis transform once). Rate is
+estimated with the ``rate_likelihoods`` hook (no synthesis transform).
+This module sits above :mod:`compressai_rdc.codec` and imports it.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -40,15 +40,23 @@ import torch.nn.functional as F
 from scipy import optimize
 from torch import Tensor, nn
 
+from compressai_rdc import codec
+from compressai_rdc.contract import accepts, hooks
 from compressai_rdc.errors import InvalidArgumentError, RDCError
+from compressai_rdc.utils.padding import pad_to_multiple
 
 __all__ = [
+    "METHODS",
+    "Probe",
     "RateControl",
     "RateRangeError",
     "SearchResult",
     "TargetReport",
     "estimate_bpp",
     "encode_to_target",
+    "bits",
+    "gain_control",
+    "generic_rate_control",
     "rate_control",
     "search_control",
     "search_rate",
@@ -79,6 +87,27 @@ class RateControl:
     split: Optional[float] = None
     #: estimates already computed, ``p -> bpp`` (shared by repeated searches)
     cache: Dict[float, float] = field(default_factory=dict)
+    #: optional ``p -> model.compress output`` of the padded image reusing the probes'
+    #: work (same bytes as ``compress(**controls(p))``); else a plain encode
+    compress: Optional[Callable[[float], Dict[str, Any]]] = None
+
+    def encode(self, model: nn.Module, x: Tensor, p: float) -> bytes:
+        """Container bytes of ``x`` ``(1, 3, H, W)`` at ``p``."""
+        if self.compress is None:
+            return codec.encode(model, x, **self.controls(p))
+        _, pad = _padded(model, x)
+        with torch.no_grad():
+            out = self.compress(p)
+        return codec.pack_output(model, out, tuple(x.shape), pad, self.controls(p))
+
+
+@dataclass
+class Probe:
+    """A model's faster rate evaluation for a gain search (from its ``rate_control`` hook):
+    ``estimate(r) -> bpp`` and optionally ``compress(r) -> model.compress output``."""
+
+    estimate: Callable[[float], float]
+    compress: Optional[Callable[[float], Dict[str, Any]]] = None
 
 
 @dataclass
@@ -115,11 +144,6 @@ class TargetReport:
 # -----------------------------------------------------------------------------
 # Estimated rate
 # -----------------------------------------------------------------------------
-def _accepts(fn, name: str) -> bool:
-    params = inspect.signature(fn).parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def estimate_bpp(model: nn.Module, x: Tensor, num_pixels: int, **controls: Any) -> float:
     """Rate in bits per pixel estimated from the model's likelihoods (eval mode).
 
@@ -127,15 +151,15 @@ def estimate_bpp(model: nn.Module, x: Tensor, num_pixels: int, **controls: Any) 
         model: CompressAI model in eval mode.
         x: padded input ``(1, 3, Hp, Wp)``.
         num_pixels: pixels of the original (unpadded) image.
-        **controls: passed to ``rate_likelihoods`` / ``forward``.
+        **controls: passed to the ``rate_likelihoods`` hook.
     """
     with torch.no_grad():
-        hook = getattr(model, "rate_likelihoods", None)
-        likelihoods = hook(x, **controls) if hook is not None else model(x, **controls)["likelihoods"]
-    return _bits(likelihoods) / num_pixels
+        likelihoods = hooks(model).rate_likelihoods(x, **controls)
+    return bits(likelihoods) / num_pixels
 
 
-def _bits(likelihoods: Any) -> float:
+def bits(likelihoods: Any) -> float:
+    """Total ``−log₂`` of every likelihood tensor in ``likelihoods`` (tensor, dict or list)."""
     return sum(float(torch.log(lk.clamp_min(1e-9)).sum()) for lk in _flatten(likelihoods)) / -math.log(2)
 
 
@@ -153,51 +177,26 @@ def _flatten(likelihoods: Any) -> List[Tensor]:
 # Controls of the built-in model families
 # -----------------------------------------------------------------------------
 def _padded(model: nn.Module, x: Tensor) -> Tuple[Tensor, Tuple[int, int, int, int]]:
-    from compressai_rdc.codec import pad_multiple
-    from compressai_rdc.utils.padding import pad_to_multiple
-
-    return pad_to_multiple(x, pad_multiple(model))
+    return pad_to_multiple(x, codec.pad_multiple(model))
 
 
-def _gain_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateControl:
-    xp, pad = _padded(model, x)
+#: ``(padded x, pixels of the original image, fixed controls) -> Probe or None``
+GainEstimator = Callable[[Tensor, int, Dict[str, Any]], Optional[Probe]]
+
+
+def gain_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any], estimator: Optional[GainEstimator] = None) -> RateControl:
+    """The continuous gain ``rate ∈ [0, L−1]`` of ``model`` on ``x`` ``(1, 3, H, W)``.
+
+    ``estimator`` (from the model's ``rate_control`` hook) may return a faster
+    :class:`Probe` for these fixed controls; otherwise each probe runs ``rate_likelihoods``.
+    """
+    xp, _ = _padded(model, x)
     n = x.shape[-2] * x.shape[-1]
-    hi = float(model.levels - 1)
-    estimate = None
-    if fixed.get("layers", None) == 0 and hasattr(model, "primary") and hasattr(model.primary, "analysis"):
-        estimate = _cached_primary_estimate(model, xp, pad, n, fixed)
-    if estimate is None:
-        estimate = lambda r: estimate_bpp(model, xp, n, rate=float(r), **fixed)  # noqa: E731
-    return RateControl(name="rate", bounds=(0.0, hi), estimate=estimate, controls=lambda r: dict(fixed, rate=float(r)))
-
-
-def _cached_primary_estimate(model: nn.Module, xp: Tensor, pad, n: int, fixed: Dict[str, Any]):
-    """Primary-only rate of an RDC model with the analysis transform run once.
-
-    The gain ``rate`` acts after ``g_a`` (RDC §3.2), so every evaluation
-    after the first costs only the hyperprior: the search is a fraction of
-    one encode. Mirrors :meth:`compressai_rdc.models.rdc.PrimaryBranch.forward`
-    in eval mode (rounded latents)."""
-    from compressai_rdc.layers.gain import check_rate
-
-    prim = model.primary
-    cond = {}
-    if fixed.get("qmap") is not None:
-        cond["qmap"] = model._qmap(xp, fixed["qmap"])
-    with torch.no_grad():
-        y = prim.analysis(xp, **cond)
-
-    def estimate(r: float) -> float:
-        rt = check_rate(float(r), prim.levels, 1, 0.0)
-        with torch.no_grad():
-            y_g = prim.gain.gain(y, rt)
-            z_g = prim.hyper_gain.gain(prim.hyper_analysis(y_g, **cond), rt)
-            z_hat, z_lik = prim.entropy_bottleneck(z_g)
-            scales, means = prim._params(z_hat, rt, y_g.shape[-2:])
-            _, y_lik = prim.gaussian_conditional(y_g, scales, means=means)
-        return _bits([y_lik, z_lik]) / n
-
-    return estimate
+    probe = estimator(xp, n, fixed) if estimator is not None else None
+    if probe is None:
+        probe = Probe(lambda r: estimate_bpp(model, xp, n, rate=float(r), **fixed))
+    return RateControl(name="rate", bounds=(0.0, float(model.levels - 1)), estimate=probe.estimate,
+                       controls=lambda r: dict(fixed, rate=float(r)), compress=probe.compress)
 
 
 def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateControl:
@@ -207,13 +206,12 @@ def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateCon
     importance = fixed.pop("importance", None)
     strategy = fixed.pop("qmap_strategy", None)
     if importance is None:
-        from compressai_rdc.qmap import create_strategy
+        from compressai_rdc.qmap import create_strategy_for
 
         if strategy is None:
             strategy = "uniform"
         if isinstance(strategy, str):
-            options = {"block": getattr(model, "stride", 16)} if strategy in ("icm", "inverse-icm", "blended") else {}
-            strategy = create_strategy(strategy, **options)
+            strategy = create_strategy_for(model, strategy)
         if not callable(strategy):
             raise InvalidArgumentError(f"qmap_strategy must be a registered name or a callable, got {strategy!r}")
         importance = strategy(x)
@@ -234,16 +232,14 @@ def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateCon
 
 
 def rate_control(model: nn.Module, x: Tensor, *, control: str = "auto", **fixed: Any) -> RateControl:
-    """The scalar rate control of ``model`` on image ``x`` ``(1, 3, H, W)``.
+    """The scalar rate control of ``model`` on image ``x`` ``(1, 3, H, W)``: the model's
+    ``rate_control`` hook (default :func:`generic_rate_control`).
 
     Args:
         model: the codec (eval mode).
         x: one image ``(1, 3, H, W)`` in [0, 1].
         control: ``"rate"`` (continuous gain), ``"level"`` (quality-map Γ
-            level) or ``"auto"`` (the model's hook, else ``rate`` if the model
-            has gain levels, else ``level``). A gain search on a model that
-            also takes a map (``rdc-qmap``) codes the map ``q = v`` of the
-            strategy: the map places the bits, the gain sets their number.
+            level) or ``"auto"`` (the model's choice).
         **fixed: controls held fixed during the search (``layers``, ...);
             for ``level`` also ``qmap_strategy`` (name or callable) or a
             precomputed ``importance`` ``(1, 1, H, W)``.
@@ -253,11 +249,21 @@ def rate_control(model: nn.Module, x: Tensor, *, control: str = "auto", **fixed:
     """
     if control not in ("auto", "rate", "level"):
         raise InvalidArgumentError(f"control {control!r} is invalid; valid: auto, rate, level")
-    hook = getattr(model, "rate_control", None)
-    if control == "auto" and hook is not None:
-        return hook(x, **fixed)
-    has_rate = _accepts(model.compress, "rate") and hasattr(model, "levels")
-    has_qmap = _accepts(model.compress, "qmap")
+    return hooks(model).rate_control(x, control=control, **fixed)
+
+
+def generic_rate_control(
+    model: nn.Module, x: Tensor, *, control: str = "auto", gain_estimator: Optional[GainEstimator] = None, **fixed: Any
+) -> RateControl:
+    """The default ``rate_control`` hook.
+
+    ``"auto"`` is ``rate`` if the model has gain levels, else ``level``. A gain
+    search on a model that also takes a map (``rdc-qmap``) codes the map
+    ``q = v`` of the strategy: the map places the bits, the gain sets their
+    number. ``gain_estimator``: see :func:`gain_control`.
+    """
+    has_rate = accepts(model.compress, "rate") and hasattr(model, "levels")
+    has_qmap = accepts(model.compress, "qmap")
     if control == "auto":
         control = "rate" if has_rate else "level"
     if control == "rate" and has_rate:
@@ -265,7 +271,7 @@ def rate_control(model: nn.Module, x: Tensor, *, control: str = "auto", **fixed:
             if not has_qmap:
                 raise InvalidArgumentError(f"qmap_strategy/importance are invalid for {type(model).__name__}: it takes no quality map")
             fixed = _fixed_qmap(model, x, fixed)
-        return _gain_control(model, x, fixed)
+        return gain_control(model, x, fixed, gain_estimator)
     if control == "level" and has_qmap:
         return _qmap_control(model, x, fixed)
     valid = [n for n, ok in (("rate", has_rate), ("level", has_qmap)) if ok]
@@ -284,6 +290,10 @@ def _fixed_qmap(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> Dict[str,
 # -----------------------------------------------------------------------------
 # Search
 # -----------------------------------------------------------------------------
+#: search methods of :func:`search_rate`
+METHODS = ("brent", "golden", "bounded")
+
+
 class _Found(Exception):
     def __init__(self, p: float):
         self.p = p
@@ -305,10 +315,12 @@ def search_rate(
     Args:
         ctl: the control (:func:`rate_control`).
         target_bpp: the target (> 0).
-        method: ``"brent"`` (scipy ``brentq`` root finding on the log-rate
-            difference; fewest evaluations) or ``"golden"`` (scipy bounded
-            minimisation of ``|log est − log target|``: golden-section search
-            with parabolic steps, as HEVRC §4.3).
+        method: one of :data:`METHODS`: ``"brent"`` (default: scipy ``brentq``
+            root finding on the log-rate difference; fewest evaluations),
+            ``"golden"`` (scipy's pure golden-section minimisation of
+            ``|log est − log target|``, the search HEVRC §4.3 names) or
+            ``"bounded"`` (scipy's bounded Brent minimisation of the same:
+            golden-section with parabolic steps).
         rtol: stop as soon as the estimate is within this relative distance.
         overhead_bpp: bits per pixel the container adds to the estimate.
         scale: measured ratio of real to estimated rate (coder and header);
@@ -321,8 +333,8 @@ def search_rate(
     """
     if not (isinstance(target_bpp, (int, float)) and math.isfinite(target_bpp) and target_bpp > 0):
         raise InvalidArgumentError(f"target bpp must be a positive number, got {target_bpp!r}")
-    if method not in ("brent", "golden"):
-        raise InvalidArgumentError(f"method {method!r} is invalid; valid: brent, golden")
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method {method!r} is invalid; valid: {', '.join(METHODS)}")
     history: List[Tuple[float, float]] = []
     evaluations = 0
 
@@ -364,10 +376,18 @@ def search_rate(
             )
         if method == "brent":
             p = optimize.brentq(f, lo, hi, xtol=1e-4 * (hi - lo), maxiter=max_evaluations)
-        else:
+        elif method == "bounded":
             p = optimize.minimize_scalar(
                 lambda p: abs(f(p)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-4 * (hi - lo)}
             ).x
+        else:  # scipy's golden section brackets outside (lo, hi): outside, the objective grows with the distance
+            a, b = lo, hi
+
+            def clipped(p: float) -> float:
+                c = min(max(p, a), b)
+                return abs(f(c)) + abs(p - c)
+
+            p = min(max(optimize.minimize_scalar(clipped, bracket=(a, b), method="golden", options={"xtol": 1e-4}).x, a), b)
     except _Found as found:
         p = found.p
     p = float(p)
@@ -449,14 +469,12 @@ def encode_to_target(
     Returns:
         ``(bytes, report)``; ``report.actual_bpp`` is counted from the bytes.
     """
-    from compressai_rdc import codec
-
     t0 = time.perf_counter()
     x = _single(x)
     ctl = rate_control(model, x, control=control, **fixed)
     res = search_rate(ctl, target_bpp, method=method)
     evaluations, encodes = res.evaluations, 1
-    data = codec.encode(model, x, **res.controls)
+    data = ctl.encode(model, x, res.value)
     actual = codec.bits_per_pixel(data)
     for _ in range(max_refinements):
         if abs(actual - target_bpp) <= tolerance * target_bpp:
@@ -466,7 +484,7 @@ def encode_to_target(
         ratio = (actual - header_bpp) / ctl.cache[res.value]
         res = search_rate(ctl, target_bpp, method=method, scale=ratio, overhead_bpp=header_bpp, rtol=tolerance / 4)
         evaluations += res.evaluations
-        data = codec.encode(model, x, **res.controls)
+        data = ctl.encode(model, x, res.value)
         actual, encodes = codec.bits_per_pixel(data), encodes + 1
     report = TargetReport(
         target_bpp=float(target_bpp),

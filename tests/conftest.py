@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from compressai_rdc.data import DATA_ENV, find_data_dir, load_image, sample_image_path
 
@@ -50,3 +52,29 @@ def sample_image() -> torch.Tensor:
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+class QScaledAnalysis(nn.Module):
+    """Wraps a real SFT analysis so that the latent grows with the local quality
+    (``× 0.5·exp(4·q)``): map dependence by construction, for tests that need a
+    quality-map codec whose rate follows ``q`` without trained weights."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, q):
+        y = self.inner(x, q)
+        return y * 0.5 * torch.exp(4 * F.adaptive_avg_pool2d(q, y.shape[-2:]))
+
+
+@pytest.fixture(scope="session")
+def map_dependent_hevrc():
+    """``hevrc`` (N=32, M=48, 16 condition channels), seeded, with :class:`QScaledAnalysis`."""
+    from compressai_rdc.models.hevrc import HEVRC
+
+    torch.manual_seed(0)
+    net = HEVRC(N=32, M=48, cond_channels=16)
+    net.g_a = QScaledAnalysis(net.g_a)
+    net.eval().update(force=True)
+    return net

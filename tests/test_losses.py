@@ -251,6 +251,26 @@ def test_gan_generator_and_discriminator_steps_touch_the_right_parameters():
     assert gen.weight.grad is not None
 
 
+def test_hevrc_stage3_discriminator_is_conditioned_on_y_hat_as_in_the_paper():
+    """D(f_d(ŷ, ẑ), ŷ, q) (HEVRC eqs. 13–14): the recipe's GAN sees the model's ŷ."""
+    from compressai_rdc.models.hevrc import HEVRC
+    from compressai_rdc.training.recipes import load_config
+
+    gan_cfg = dict(load_config("hevrc-stage3")["loss"]["gan"])
+    assert set(gan_cfg["condition"]) == {"qmap", "latent"} and gan_cfg["latent_channels"] == HEVRC().M
+    torch.manual_seed(0)
+    net = HEVRC(N=16, M=8, cond_channels=8)
+    gan = GANLoss(condition=gan_cfg["condition"], latent_channels=8, width=8)
+    x, q = torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64)
+    out = net(x, q)
+    assert out["y_hat"].shape == (1, 8, 4, 4)
+    d = gan.discriminator_loss(out, x, qmap=q)["loss"]
+    other = dict(out, y_hat=out["y_hat"] + 1.0)
+    assert not torch.allclose(d, gan.discriminator_loss(other, x, qmap=q)["loss"])  # ŷ changes D's verdict
+    with pytest.raises(InvalidArgumentError, match="latent_channels to M"):
+        GANLoss(condition=["qmap", "latent"], latent_channels=5, width=8)(out, x, qmap=q)
+
+
 # -- composite ---------------------------------------------------------------------------------
 def test_composite_weights_and_per_image_lambda():
     loss = build_loss({"rate": {"weight": 1.0}, "mse": {"weight": 2.0, "lambda_scaled": True}})

@@ -19,6 +19,7 @@ from compressai.models import MeanScaleHyperprior
 from compressai_rdc import hookimpl
 from compressai_rdc._plugins import BUILTIN_PLUGINS, plugin_info, register_plugin, unregister_plugin
 from compressai_rdc.errors import PluginLoadError, RegistrationError, UnknownNameError
+from compressai_rdc.qmap.strategies import QmapStrategy
 from compressai_rdc.registry import MODELS, QMAP_STRATEGIES, Registry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +35,13 @@ class _TinyPlugin:
     def register_models(self, register):
         register("test-tiny", self.Net, qualities=(1, 2), description="test model")
 
+    class Flat(QmapStrategy):
+        def importance(self, x):
+            return x.new_full((x.shape[0], 1, *x.shape[-2:]), 0.5)
+
     @hookimpl
     def register_qmap_strategies(self, register):
-        register("test-flat", object)
+        register("test-flat", self.Flat)
 
 
 def test_registry_rejects_duplicates_and_bad_names():
@@ -63,11 +68,54 @@ def test_model_spec_validation():
         Registry("model", MODELS._build).register("x", MeanScaleHyperprior, quality=3)
 
 
+class _BadStrategyPlugin:
+    @hookimpl
+    def register_qmap_strategies(self, register):
+        register("test-not-a-strategy", object)
+
+
+def test_registries_validate_what_plugins_register():
+    with pytest.raises(RegistrationError, match=r"plugin 'bad-strategies' registered an invalid quality-map strategy: .*QmapStrategy"):
+        register_plugin(_BadStrategyPlugin(), name="bad-strategies")
+    assert "test-not-a-strategy" not in QMAP_STRATEGIES
+    with pytest.raises(RegistrationError, match="not a subclass of torch.nn.modules.module.Module"):
+        Registry("loss", __import__("compressai_rdc.registry", fromlist=["LOSSES"]).LOSSES._build).register("x", dict)
+
+
+def test_example_center_gaussian_is_a_strategy_whose_corners_get_bits():
+    """The example's CenterGaussian (from this checkout) lifts its zero corners, as HEVRC §4.3 asks."""
+    import importlib.util
+
+    import torch
+
+    from compressai_rdc.qmap.gamma import gamma_level
+
+    path = EXAMPLE / "compressai_rdc_example" / "plugin.py"
+    spec = importlib.util.spec_from_file_location("_example_plugin_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert issubclass(mod.CenterGaussian, QmapStrategy)
+    v = mod.CenterGaussian(sigma=0.3)(torch.rand(1, 3, 32, 48))
+    raw = mod.CenterGaussian(sigma=0.3).importance(torch.rand(1, 3, 32, 48))
+    assert float(raw[..., 0, 0]) == 0.0  # the plain Gaussian's corner
+    corner = float(v[..., 0, 0])
+    assert corner == pytest.approx(float(raw[raw > 0].min()))  # lifted to the smallest non-zero value
+    assert float(gamma_level(raw, 2.0)[..., 0, 0]) == 0.0  # unlifted: no bits at the corner even at the top level
+    assert float(gamma_level(v, 2.0)[..., 0, 0]) > 0.99
+
+
 def test_builtins_register_through_hooks():
     infos = {i.name: i for i in plugin_info()}
     for name in BUILTIN_PLUGINS:
         assert infos[name].builtin and infos[name].distribution == "compressai-rdc"
     assert "plugins" in infos["compressai_rdc._builtin.core"].registered["command"]
+    # each command is credited to the built-in it belongs to
+    commands = {name: set(i.registered.get("command", [])) for name, i in infos.items() if i.builtin}
+    assert {"encode", "decode"} <= commands["compressai_rdc._builtin.core"]
+    assert commands["compressai_rdc._builtin.qmap"] == {"qmap"}
+    assert commands["compressai_rdc._builtin.training"] == {"train"}
+    assert commands["compressai_rdc._builtin.evaluation"] == {"eval"}
+    assert "command" not in infos["compressai_rdc._builtin.losses"].registered
 
 
 def test_runtime_plugin_is_bridged_into_all_compressai_tables_and_removed():

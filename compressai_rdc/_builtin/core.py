@@ -1,4 +1,4 @@
-"""Built-in plugin: the core CLI commands (``plugins``, ``models``, ``eval-model``, ``demo``)."""
+"""Built-in plugin: the core CLI commands (``plugins``, ``models``, ``encode``, ``decode``, ``eval-model``, ``demo``)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def _run_eval_model(args: argparse.Namespace) -> int:
 
 @hookimpl
 def register_commands(register):
-    from compressai_rdc.cli import demo, models, plugins
+    from compressai_rdc.cli import decode, demo, encode, models, plugins
 
     register("plugins", plugins.configure, run=plugins.run, help="list plugins, their versions and what they registered")
     register("models", models.configure, run=models.run, help="list registered codecs")
+    register("encode", encode.configure, run=encode.run, help="compress an image to a .rdc container (fixed rate or target bpp)")
+    register("decode", decode.configure, run=decode.run, help="decode a .rdc container to an image (decode-time beta / layers)")
     register("demo", demo.configure, run=demo.run, help="code the sample image at several rates and betas with the shipped weights")
     register(
         "eval-model",

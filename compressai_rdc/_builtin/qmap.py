@@ -4,39 +4,12 @@ from __future__ import annotations
 
 from compressai_rdc.hookspecs import hookimpl
 
-#: uniform quality of the default operating point for zoo qualities 1..8
-QUALITIES = tuple(range(1, 9))
-
-
-def _default_qmap(quality: int) -> dict:
-    return {"default_qmap": (quality - 1) / (len(QUALITIES) - 1)}
-
-
 @hookimpl
 def register_models(register):
-    from compressai_rdc.models.hevrc import HEVRC
-    from compressai_rdc.zoo._weights import PRETRAINED
+    from compressai_rdc._builtin import register_specs
+    from compressai_rdc.models import hevrc, rdc_qmap
 
-    register(
-        "hevrc",
-        HEVRC,
-        qualities=QUALITIES,
-        quality_kwargs=_default_qmap,
-        weights=PRETRAINED.get("hevrc", {}),
-        description="quality-map-conditioned codec (SFT encoder, hyper-latent-conditioned decoder); one model, all rates",
-        paper="Zhang et al., HEVRC §3–4; Song et al., QMAP2021 (ICCV 2021)",
-    )
-    from compressai_rdc.models.rdc_qmap import RDCQmap
-
-    register(
-        "rdc-qmap",
-        RDCQmap,
-        qualities=RDCQmap.QUALITIES,
-        quality_kwargs=RDCQmap.quality_kwargs,
-        weights=PRETRAINED.get("rdc-qmap", {}),
-        description="RDC primary branch conditioned on a quality map (SFT) + scalable residual branch",
-        paper="Liu et al., RDC (ECCV 2024) with the conditional encoder of Zhang et al., HEVRC §4.1",
-    )
+    register_specs(register, {**hevrc.SPECS, **rdc_qmap.SPECS})
 
 
 @hookimpl
@@ -60,8 +33,6 @@ def register_qmap_strategies(register):
 
 @hookimpl
 def register_commands(register):
-    from compressai_rdc.cli import decode, encode, qmap
+    from compressai_rdc.cli import qmap
 
-    register("encode", encode.configure, run=encode.run, help="compress an image to a .rdc container (fixed rate or target bpp)")
-    register("decode", decode.configure, run=decode.run, help="decode a .rdc container to an image (decode-time beta / layers)")
     register("qmap", qmap.configure, run=qmap.run, help="importance map, quality map and a model's bit allocation side by side")

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 from compressai_rdc.hookspecs import hookimpl
 
-#: zoo quality q selects gain level q − 1 of the one shared model
-QUALITIES = tuple(range(1, 9))
-PAPER = (
-    "Liu, Feng, Qi, Chen, Chen, Zeng, Jin, 'Rate-Distortion-Cognition Controllable Versatile Neural "
-    "Image Compression', ECCV 2024; gain units: Cui et al., CVPR 2021"
-)
-
-
-def _default_rate(quality: int) -> dict:
-    return {"default_rate": float(quality - 1)}
-
 
 @hookimpl
 def register_models(register):
-    from compressai_rdc.models.rdc import RDCVersatile
-    from compressai_rdc.zoo._weights import PRETRAINED
+    from compressai_rdc._builtin import register_specs
+    from compressai_rdc.models.rdc import SPECS
 
-    register(
-        "rdc-versatile",
-        RDCVersatile,
-        qualities=QUALITIES,
-        quality_kwargs=_default_rate,
-        weights=PRETRAINED.get("rdc-versatile", {}),
-        description="RDC: gain-unit primary branch + scalable residual branch; rate, layers and beta in one model",
-        paper=PAPER,
-    )
+    register_specs(register, SPECS)
 
 
 @hookimpl

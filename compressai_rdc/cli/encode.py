@@ -81,10 +81,11 @@ def fixed_controls(model: nn.Module, x: torch.Tensor, rate: float, strategy: Opt
     Gain models get ``rate=R`` (plus ``q = v`` of ``--qmap-strategy`` if they
     take a map); quality-map-only models get ``qmap = Γ_R(v)``.
     """
-    from compressai_rdc.ratecontrol import _accepts, rate_control
+    from compressai_rdc.contract import accepts
+    from compressai_rdc.ratecontrol import rate_control
 
-    has_rate = _accepts(model.compress, "rate") and hasattr(model, "levels")
-    has_qmap = _accepts(model.compress, "qmap")
+    has_rate = accepts(model.compress, "rate") and hasattr(model, "levels")
+    has_qmap = accepts(model.compress, "qmap")
     if has_rate:
         controls: Dict[str, Any] = {"rate": float(rate)}
         if has_qmap and strategy is not None:
@@ -107,7 +108,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--target-bpp", type=float, help="search the rate control for this bpp (container bytes)")
     parser.add_argument("--qmap-strategy", default=None, help="quality-map strategy (compressai-rdc qmap --help); default uniform")
     parser.add_argument("--layers", type=int, default=None, help="scalable residual layers to code (RDC models)")
-    parser.add_argument("--method", choices=("brent", "golden"), default="brent", help="search method for --target-bpp")
+    parser.add_argument("--method", choices=("brent", "golden", "bounded"), default="brent",
+                        help="search method for --target-bpp (compressai_rdc.ratecontrol.search_rate)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 

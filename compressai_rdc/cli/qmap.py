@@ -38,13 +38,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def bit_allocation(model: torch.nn.Module, x: torch.Tensor, qmap: torch.Tensor) -> torch.Tensor:
     """Estimated bits of ``ŷ`` per latent position, ``(1, 1, H, W)`` at image size (nearest)."""
-    from compressai_rdc.ratecontrol import _padded
+    from compressai_rdc.codec import pad_multiple
+    from compressai_rdc.contract import hooks
+    from compressai_rdc.utils.padding import pad_to_multiple
 
-    xp, pad = _padded(model, x)
+    xp, pad = pad_to_multiple(x, pad_multiple(model))
     qp = torch.nn.functional.pad(qmap, pad, mode="replicate")
     with torch.no_grad():
-        hook = getattr(model, "rate_likelihoods", None)
-        lik = hook(xp, qmap=qp) if hook is not None else model(xp, qmap=qp)["likelihoods"]
+        lik = hooks(model).rate_likelihoods(xp, qmap=qp)
     bits = -torch.log2(lik["y"].clamp_min(1e-9)).sum(dim=1, keepdim=True)
     up = torch.nn.functional.interpolate(bits, size=xp.shape[-2:], mode="nearest")
     return up[..., : x.shape[-2], : x.shape[-1]]
@@ -56,16 +57,14 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from compressai_rdc.qmap import create_strategy, gamma_level
+    from compressai_rdc.qmap import create_strategy_for, gamma_level
     from compressai_rdc.ratecontrol import encode_to_target
 
     check_output(args.out, args.overwrite)
     if args.target_bpp is not None and args.model is None:
         raise InvalidArgumentError("--target-bpp needs --model (the rate belongs to a codec)")
     model = load_model(args.model, args.weights, args.pretrained, args.metric, args.device) if args.model else None
-    block = args.block or (getattr(model, "stride", 16) if model is not None else 16)
-    options = {"block": block} if args.strategy in ("icm", "inverse-icm", "blended") else {}
-    strategy = create_strategy(args.strategy, **options)
+    strategy = create_strategy_for(model, args.strategy, block=args.block)
     x = load_input(args.image, args.device)
     v = strategy(x)
     level, title_q = args.level, f"quality map q = Γ(v), t = {args.level:g}"

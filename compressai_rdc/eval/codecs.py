@@ -251,10 +251,9 @@ class LearnedCodec(Codec):
     def _strategy(self, name: str, model: torch.nn.Module):
         key = (name, id(model))
         if key not in self._strategies:
-            from compressai_rdc.qmap import create_strategy
+            from compressai_rdc.qmap import create_strategy_for
 
-            options = {"block": getattr(model, "stride", 16)} if name in ("icm", "inverse-icm", "blended") else {}
-            self._strategies[key] = create_strategy(name, **options)
+            self._strategies[key] = create_strategy_for(model, name)
         return self._strategies[key]
 
     @torch.inference_mode()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -163,9 +163,4 @@ def load_eval_data(
     return EvalData(name, str(root), protocol, task.name if task is not None else None, indices, images, targets, n)
 
 
-def batches(seq: Sequence[int], size: int) -> List[Sequence[int]]:
-    """``[0..n)`` cut into consecutive chunks of ``size``."""
-    return [seq[i : i + size] for i in range(0, len(seq), size)]
-
-
-__all__ = ["CROP_SIZE", "EvalData", "PROTOCOLS", "batches", "load_eval_data"]
+__all__ = ["CROP_SIZE", "EvalData", "PROTOCOLS", "load_eval_data"]

@@ -4,7 +4,7 @@ SFT (Wang et al., "Recovering Realistic Texture in Image Super-resolution by
 Deep Spatial Feature Transform", CVPR 2018) turns a spatial condition into a
 per-position affine modulation of a feature map. Song et al. (QMAP2021,
 "Variable-Rate Deep Image Compression through Spatially-Adaptive Feature
-Transform", ICCV 2021) and HEVRC (Zhang et al., §4.1 and Fig. 4) condition the
+Transform", ICCV 2021) and HEVRC (Electronics 2023, §4.1 and Fig. 4) condition the
 analysis transforms of an image codec on a quality map this way::
 
     condition a ──conv─ReLU──┬──conv──> γ

@@ -1,8 +1,9 @@
-"""Conditional GAN of HEVRC's third training stage (Lu et al., §3.3 and §4.2).
+"""Conditional GAN of HEVRC's third training stage (Electronics 2023, §3.3 and §4.2).
 
 The decoder f_d is the generator; a discriminator D judges an image together
-with its condition, the quality map q and (optionally) the quantised latent ŷ
-(HEVRC eqs. 13–14; conditioning on ŷ as in HiFiC, Mentzer et al. 2020)::
+with its condition, the quality map q and the quantised latent ŷ (HEVRC eqs.
+13–14, ``D(f_d(ŷ, ẑ), ŷ, q)``; the ``hevrc-stage3`` recipe conditions on both;
+conditioning on ŷ as in HiFiC, Mentzer et al. 2020)::
 
     ŷ (B, M, h, w) ─1×1 conv─> (B, c, h, w) ─nearest ×(H/h)─┐
     q (B, 1, H, W) ─────────────────────────────────────────┼─ concat ─> PatchGAN convs ─> logits (B, 1, H/16, W/16)
@@ -74,6 +75,11 @@ class ConditionalDiscriminator(nn.Module):
         if self.latent_proj is not None:
             if latent is None:
                 raise InvalidArgumentError("this discriminator is conditioned on the latent: the model output needs 'y_hat'")
+            if latent.shape[1] != self.latent_proj.in_channels:
+                raise InvalidArgumentError(
+                    f"the discriminator is conditioned on a latent of {self.latent_proj.in_channels} channels "
+                    f"(gan latent_channels), but the model's y_hat has {latent.shape[1]}: set latent_channels to M"
+                )
             parts.append(F.interpolate(self.latent_proj(latent.to(image.dtype)), size=(h, w), mode="nearest"))
         return self.net(torch.cat(parts, dim=1))
 

@@ -1,6 +1,6 @@
 """Feature matching on a frozen backbone: HEVRC's SFM loss and multi-stage feature MSE.
 
-Semantic feature matching (SFM) of HEVRC (Lu et al., §3.3, eq. 4)::
+Semantic feature matching (SFM) of HEVRC (Electronics 2023, §3.3, eq. 4)::
 
     L_SFM = 1/(H_F W_F C_F) · Σ |F(x) - F(x̂)|      (mean L1, per chosen layer, averaged)
 

@@ -1,6 +1,8 @@
 """HEVRC: a quality-map-conditioned (conditional-encoder) image codec.
 
-Zhang et al., "Deep image compression for hybrid contexts" (HEVRC), §3–4, built
+"Conditional Encoder-Based Adaptive Deep Image Compression with
+Classification-Driven Semantic Awareness" (HEVRC), Electronics 12(13):2781,
+2023, §3–4 (:data:`PAPER`), built
 on the variable-rate codec of Song et al. (QMAP2021, ICCV 2021). A quality map
 ``q ∈ [0, 1]^{H×W}`` conditions the analysis and hyper-analysis transforms
 through spatial feature transforms (:class:`~compressai_rdc.layers.sft.SFT`);
@@ -13,7 +15,8 @@ transmitted::
                           └─> h_a(y, q) ─> z ─Q─> ẑ ─> h_s ┘ (and ẑ itself)
 
 Training uses a per-pixel Lagrangian ``λ(q) = t₁·exp(t₂·q)``
-(:func:`compressai_rdc.qmap.lambda_map.lambda_map`); one model covers the whole
+(:func:`compressai_rdc.qmap.lambda_map.lambda_map`, ``t₁``/``t₂`` set by the
+training recipe's ``controls``); one model covers the whole
 rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 """
 
@@ -30,13 +33,19 @@ from compressai.models.utils import conv, deconv
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
+from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
-from compressai_rdc.qmap.lambda_map import lambda_map
 
-__all__ = ["HEVRC", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
+__all__ = ["HEVRC", "PAPER", "SPECS", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
 
 QmapLike = Union[None, float, Tensor]
+
+#: the one citation of the HEVRC paper used across the package
+PAPER = (
+    "HEVRC: 'Conditional Encoder-Based Adaptive Deep Image Compression with Classification-Driven "
+    "Semantic Awareness', Electronics 12(13):2781, 2023"
+)
 
 
 def check_qmap(qmap: QmapLike, x: Tensor, default: float = 0.5, pad_multiple: int = 64) -> Tensor:
@@ -201,7 +210,7 @@ class HyperConditionedSynthesis(nn.Module):
         return self.deconvs[3](h)
 
 
-class HEVRC(CompressionModel):
+class HEVRC(CodecHooks, CompressionModel):
     """Quality-map-conditioned mean-scale hyperprior codec (HEVRC / QMAP2021 family).
 
     One set of weights covers the whole rate range: ``q = 0`` everywhere gives
@@ -212,19 +221,21 @@ class HEVRC(CompressionModel):
         N: channels of the hidden stages and of ``z``.
         M: channels of ``y``.
         cond_channels: channels of the SFT condition networks.
-        t1, t2: per-pixel Lagrangian ``λ(q) = t1·exp(t2·q)`` used in training
-            (paper: 4e-4 and 2.8); stored so losses and the docs agree.
         default_qmap: uniform quality used when no map is given
             (``quality`` of the zoo selects it).
 
     Forward:
         ``forward(x, qmap=None)`` with ``x (B, 3, H, W)`` in [0, 1] and
         ``qmap (B, 1, H, W)`` in [0, 1] (or a float) returns
-        ``{"x_hat", "likelihoods": {"y", "z"}, "qmap"}``.
+        ``{"x_hat", "y_hat", "likelihoods": {"y", "z"}, "qmap"}``; ``y_hat`` (the
+        rounded latent the decoder sees) conditions the stage-3 discriminator
+        ``D(f_d(ŷ, ẑ), ŷ, q)`` (HEVRC eqs. 13–14).
     """
 
     #: total down-sampling factor of ``g_a`` (block size of the ICM, §4.3)
     stride: int = 16
+    #: zoo qualities 1..8 select a uniform default map q = (quality − 1) / 7
+    QUALITIES = tuple(range(1, 9))
     #: padding multiple of the input (g_a and h_a strides), read by :mod:`compressai_rdc.codec`
     downsampling_factor: int = 64
 
@@ -233,18 +244,14 @@ class HEVRC(CompressionModel):
         N: int = 96,
         M: int = 128,
         cond_channels: int = 32,
-        t1: float = 4e-4,
-        t2: float = 2.8,
         default_qmap: float = 0.5,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if not 0.0 <= default_qmap <= 1.0:
             raise InvalidArgumentError(f"default_qmap {default_qmap} is outside [0, 1]")
-        if t1 <= 0:
-            raise InvalidArgumentError(f"t1 must be positive, got {t1}")
         self.N, self.M, self.cond_channels = N, M, cond_channels
-        self.t1, self.t2, self.default_qmap = float(t1), float(t2), float(default_qmap)
+        self.default_qmap = float(default_qmap)
         self.g_a = QmapConditionedAnalysis(N, M, cond_channels)
         self.h_a = QmapConditionedHyperAnalysis(N, M, cond_channels)
         self.h_s = nn.Sequential(
@@ -254,11 +261,17 @@ class HEVRC(CompressionModel):
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
 
-    # -- helpers -----------------------------------------------------------------
-    def lambda_map(self, qmap: Tensor) -> Tensor:
-        """Per-pixel Lagrangian ``t1·exp(t2·q)`` of this model, shape of ``qmap``."""
-        return lambda_map(qmap, self.t1, self.t2)
+    @classmethod
+    def quality_kwargs(cls, quality: int) -> Dict[str, float]:
+        """Zoo quality → the uniform quality of the default operating point."""
+        return {"default_qmap": (quality - 1) / (len(cls.QUALITIES) - 1)}
 
+    @staticmethod
+    def stream_shape(height: int, width: int):
+        """CompressAI ``shape`` of a padded (height, width) input: the hyper-latent size."""
+        return (height // 64, width // 64)
+
+    # -- helpers -----------------------------------------------------------------
     def _z_hat(self, z: Tensor) -> tuple[Tensor, Tensor]:
         z_noisy, z_likelihoods = self.entropy_bottleneck(z)
         if not self.training:
@@ -289,7 +302,7 @@ class HEVRC(CompressionModel):
         _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
         y_hat = quantize_ste(y - means) + means  # decoder never trains on noisy latents
         x_hat = self.g_s(y_hat, z_hat)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "qmap": lat["q"]}
+        return {"x_hat": x_hat, "y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "qmap": lat["q"]}
 
     def compress(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
         """Entropy-code ``x`` under ``qmap``; the map itself is not in the output."""
@@ -321,3 +334,17 @@ class HEVRC(CompressionModel):
         net = cls(N=N, M=M, cond_channels=P, **kwargs)
         net.load_state_dict(state_dict)
         return net
+
+
+# -----------------------------------------------------------------------------
+# Zoo entry (registered by compressai_rdc._builtin.qmap; weights: compressai_rdc.zoo._weights)
+# -----------------------------------------------------------------------------
+SPECS: Dict[str, Dict[str, Any]] = {
+    "hevrc": dict(
+        cls=HEVRC,
+        qualities=HEVRC.QUALITIES,
+        quality_kwargs=HEVRC.quality_kwargs,
+        description="quality-map-conditioned codec (SFT encoder, hyper-latent-conditioned decoder); one model, all rates",
+        paper=f"{PAPER}, §3–4; Song et al., QMAP2021 (ICCV 2021)",
+    ),
+}

@@ -29,26 +29,25 @@ through :mod:`compressai_rdc.codec`.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
+from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
-from compressai_rdc.models.residual import (
-    INIT_SCALE,
-    ResidualScalableBranch,
-    check_layers,
-    hyper_size,
-    init_scale_bias,
-    quantize_hyperprior,
-)
+from compressai_rdc.models.controls import check_beta, check_layers
+from compressai_rdc.models.gained_hyperprior import INIT_SCALE, GainedHyperprior, hyper_size, init_scale_bias
+from compressai_rdc.models.residual import ResidualScalableBranch
 
-__all__ = ["GAIN_RANGE", "INIT_SCALE", "PrimaryBranch", "RDCVersatile", "check_beta", "hyper_size"]
+if TYPE_CHECKING:  # pragma: no cover
+    from compressai_rdc.ratecontrol import Probe, RateControl
+
+__all__ = ["GAIN_RANGE", "INIT_SCALE", "PAPER", "PrimaryBranch", "RDCVersatile", "SPECS", "check_beta", "hyper_size"]
 
 #: Initial gains of level 0 and level L-1. A freshly initialised analysis
 #: transform outputs latents of std ≈ 0.05; these gains make an untrained model
@@ -57,14 +56,7 @@ __all__ = ["GAIN_RANGE", "INIT_SCALE", "PrimaryBranch", "RDCVersatile", "check_b
 GAIN_RANGE = (2.0, 64.0)
 
 
-def check_beta(beta: Any) -> float:
-    """``beta`` as a float in [0, 1] (0 = full residual, 1 = primary only)."""
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or not (0 <= beta <= 1):
-        raise InvalidArgumentError(f"beta={beta!r} is invalid; valid: a float in [0, 1] (1 decodes the primary branch only)")
-    return float(beta)
-
-
-class PrimaryBranch(nn.Module):
+class PrimaryBranch(GainedHyperprior, nn.Module):
     """Mean-scale hyperprior with channel gain units on ``y`` and ``z``.
 
     ::
@@ -73,8 +65,8 @@ class PrimaryBranch(nn.Module):
                                │                                                    │
                                └──────────────────────► Q (GC) ─► ŷ ─► ×g'(r) ─► g_s ─► x̂₁
 
-    Subclasses swap transforms by assigning ``g_a``, ``h_a``, ``h_s``, ``g_s``
-    or by overriding :meth:`analysis` / :meth:`hyper_analysis`, which receive
+    Subclasses pass their own ``g_a`` / ``h_a`` to the constructor and
+    override :meth:`analysis` / :meth:`hyper_analysis`, which receive
     extra conditioning keyword arguments (e.g. a quality map) from
     ``forward``/``compress``.
 
@@ -84,6 +76,8 @@ class PrimaryBranch(nn.Module):
         hyper_gain_range: the same for the hyper-latent's gain unit; default
             :func:`~compressai_rdc.layers.gain.normalising_range` of ``gain_range``
             (``z`` keeps one distribution at every rate, so one factorized density fits all).
+        g_a, h_a: analysis and hyper-analysis transforms (default: the plain
+            ones of :mod:`compressai_rdc.models._transforms`).
     """
 
     def __init__(
@@ -93,12 +87,14 @@ class PrimaryBranch(nn.Module):
         levels: int = 8,
         gain_range: Tuple[float, float] = GAIN_RANGE,
         hyper_gain_range: Optional[Tuple[float, float]] = None,
+        g_a: Optional[nn.Module] = None,
+        h_a: Optional[nn.Module] = None,
     ):
         super().__init__()
         self.N, self.M, self.levels = N, M, levels
-        self.g_a = analysis(3, N, M)
+        self.g_a = analysis(3, N, M) if g_a is None else g_a
         self.g_s = synthesis(N, M)
-        self.h_a = hyper_analysis(N, M)
+        self.h_a = hyper_analysis(N, M) if h_a is None else h_a
         self.h_s = hyper_synthesis(N, M)
         self.gain = ChannelGainUnit(M, levels, gain_range)
         self.hyper_gain = ChannelGainUnit(N, levels, hyper_gain_range or normalising_range(gain_range))
@@ -127,42 +123,47 @@ class PrimaryBranch(nn.Module):
         z_g = self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r)
         return y_g, z_g
 
-    def _params(self, z_hat: Tensor, r: Tensor, size):
-        # h_s upsamples by 4; crop to the latent size (H, W need only be multiples of 16).
-        # h_s predicts the ungained latent's (σ, μ); the gain unit maps them to the gained domain.
-        scales, means = self.h_s(self.hyper_gain.inverse(z_hat, r))[..., : size[0], : size[1]].chunk(2, 1)
-        return self.gain.gain_params(scales, means, r)
-
     def forward(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
         """Returns ``{"x_hat", "y_hat", "likelihoods": {"y", "z"}}``; the synthesis
         sees straight-through-rounded latents, the likelihoods the noise proxy (training)."""
         r = check_rate(rate, self.levels, x.shape[0], self.levels - 1)
         y_g, z_g = self._latents(x, r, cond)
-        y_hat_g, _, y_lik, z_lik = quantize_hyperprior(self, y_g, z_g, r)
+        y_hat_g, _, y_lik, z_lik = self.quantize_hyperprior(y_g, z_g, r)
         y_hat = self.gain.inverse(y_hat_g, r)
         return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def compress(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
         """Returns ``{"strings": [y, z], "shape": latent size (H/16, W/16), "y_hat"}``
         where ``y_hat`` is the latent the decoder will reconstruct (for ``x̂₁`` on the encoder)."""
-        r = check_rate(rate, self.levels, x.shape[0], self.levels - 1)
-        y_g, z_g = self._latents(x, r, cond)
-        z_strings = self.entropy_bottleneck.compress(z_g)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z_g.shape[-2:])
-        scales, means = self._params(z_hat, r, y_g.shape[-2:])
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        return self.compress_latent(self.analysis(x, **cond), rate, **cond)
+
+    def compress_latent(self, y: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
+        """:meth:`compress` from ``y = analysis(x)`` (rate control reuses one analysis)."""
+        r = check_rate(rate, self.levels, y.shape[0], self.levels - 1)
+        y_g = self.gain.gain(y, r)
+        z_g = self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r)
+        z_strings, indexes, means, _ = self.compress_hyper(z_g, r, y_g.shape[-2:])
         y_strings = self.gaussian_conditional.compress(y_g, indexes, means=means)
         y_hat = self.gain.inverse(self.gaussian_conditional.quantize(y_g, "dequantize", means), r)
         return {"strings": [y_strings, z_strings], "shape": y_g.shape[-2:], "y_hat": y_hat}
 
     def decompress(self, strings: Sequence[Sequence[bytes]], shape, rate: RateLike = None) -> Dict[str, Tensor]:
         """Decode ``[y, z]`` strings; returns ``{"x_hat", "y_hat"}`` (``x_hat`` not clamped)."""
-        z_hat = self.entropy_bottleneck.decompress(list(strings[1]), hyper_size(shape))
-        r = check_rate(rate, self.levels, z_hat.shape[0], self.levels - 1)
-        scales, means = self._params(z_hat, r, shape)
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        r = check_rate(rate, self.levels, len(strings[1]), self.levels - 1)
+        indexes, means = self.decompress_hyper(strings[1], r, shape)
         y_hat = self.gain.inverse(self.gaussian_conditional.decompress(list(strings[0]), indexes, means=means), r)
         return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat}
+
+    def latent_bits(self, y: Tensor, rate: RateLike, **cond: Any) -> float:
+        """Estimated bits of an analysed latent ``y = analysis(x)`` at ``rate`` (eval mode).
+
+        The gain acts after ``g_a`` (RDC §3.2), so rate control runs the analysis
+        once and each probe costs only the gain, the hyperprior and the likelihoods;
+        the same bits as :meth:`forward`'s likelihoods."""
+        r = check_rate(rate, self.levels, y.shape[0], 0.0)
+        with torch.no_grad():
+            y_g = self.gain.gain(y, r)
+            return self.rate_bits(y_g, self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r), r)
 
     @staticmethod
     def widths_from_state_dict(state_dict: Mapping[str, Tensor], prefix: str = "") -> Dict[str, int]:
@@ -173,7 +174,7 @@ class PrimaryBranch(nn.Module):
         }
 
 
-class RDCVersatile(CompressionModel):
+class RDCVersatile(CodecHooks, CompressionModel):
     """The RDC versatile codec (registry key ``rdc-versatile``).
 
     Args:
@@ -183,11 +184,21 @@ class RDCVersatile(CompressionModel):
         residual_layers: number of scalable residual layers ``K``.
         default_rate: rate used when ``rate=None`` (the zoo's ``quality`` q sets ``q − 1``).
         residual_group_sizes: optional channel count per residual layer.
+        primary: the primary branch, if not the plain :class:`PrimaryBranch` of
+            ``N, M, levels`` (``rdc-qmap`` passes its conditioned one).
 
     Controls:
         ``rate`` (primary) and ``residual_rate`` (default: same as ``rate``) are
         floats in ``[0, L−1]``; ``layers`` in ``0..K``; ``beta`` in ``[0, 1]`` at decode.
     """
+
+    #: zoo qualities; quality q selects gain level q − 1 of the one shared model
+    QUALITIES = tuple(range(1, 9))
+
+    @staticmethod
+    def quality_kwargs(quality: int) -> Dict[str, float]:
+        """Zoo quality ``q`` → default gain level ``q − 1``."""
+        return {"default_rate": float(quality - 1)}
 
     def __init__(
         self,
@@ -200,9 +211,10 @@ class RDCVersatile(CompressionModel):
         default_rate: Optional[float] = None,
         residual_group_sizes: Optional[Sequence[int]] = None,
         residual_fuse_channels: int = 16,
+        primary: Optional[PrimaryBranch] = None,
     ):
         super().__init__()
-        self.primary = PrimaryBranch(N, M, levels)
+        self.primary = PrimaryBranch(N, M, levels) if primary is None else primary
         self.residual = ResidualScalableBranch(
             residual_N, residual_M, residual_layers, levels, residual_group_sizes, residual_fuse_channels, GAIN_RANGE
         )
@@ -257,6 +269,33 @@ class RDCVersatile(CompressionModel):
     def substream_layers(num_groups: int, **controls: Any) -> List[int]:
         """Layer tag of each string group: ``[y, z] → 0``, ``res_z → 1``, ``res_j → j``."""
         return [0, 0] + ([1] + list(range(1, num_groups - 2)) if num_groups > 2 else [])
+
+    def rate_control(self, x: Tensor, control: str = "auto", **fixed: Any) -> "RateControl":
+        """The gain search of :func:`~compressai_rdc.ratecontrol.generic_rate_control`; with
+        ``layers=0`` each probe reuses one run of the primary analysis transform."""
+        from compressai_rdc.ratecontrol import generic_rate_control
+
+        return generic_rate_control(self, x, control=control, gain_estimator=self._primary_estimator, **fixed)
+
+    def _primary_estimator(self, xp: Tensor, num_pixels: int, fixed: Dict[str, Any]) -> Optional["Probe"]:
+        """With ``layers=0`` the probes and the final encode share one primary analysis."""
+        from compressai_rdc.ratecontrol import Probe
+
+        if fixed.get("layers", None) != 0:
+            return None  # the residual depends on x̂₁(rate): each probe reruns it
+        cond = self._primary_cond(xp, fixed)
+        with torch.no_grad():
+            y = self.primary.analysis(xp, **cond)
+
+        def compress(rate: float) -> Dict[str, Any]:
+            out = self.primary.compress_latent(y, self._rates(1, float(rate), None)[0], **cond)
+            return {"strings": list(out["strings"]), "shape": out["shape"]}
+
+        return Probe(lambda r: self.primary.latent_bits(y, float(r), **cond) / num_pixels, compress)
+
+    def _primary_cond(self, x: Tensor, controls: Dict[str, Any]) -> Dict[str, Any]:
+        """Conditioning of the primary branch for these controls (none here; ``rdc-qmap``: the map)."""
+        return {}
 
     # -- CompressAI API --------------------------------------------------------------
     def forward(self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None) -> Dict[str, Any]:
@@ -370,3 +409,22 @@ class RDCVersatile(CompressionModel):
         net = cls(**ctor)
         net.load_state_dict(state_dict)
         return net
+
+
+# -----------------------------------------------------------------------------
+# Zoo entry (registered by compressai_rdc._builtin.rdc; weights: compressai_rdc.zoo._weights)
+# -----------------------------------------------------------------------------
+PAPER = (
+    "Liu, Feng, Qi, Chen, Chen, Zeng, Jin, 'Rate-Distortion-Cognition Controllable Versatile Neural "
+    "Image Compression', ECCV 2024; gain units: Cui et al., CVPR 2021"
+)
+
+SPECS: Dict[str, Dict[str, Any]] = {
+    "rdc-versatile": dict(
+        cls=RDCVersatile,
+        qualities=RDCVersatile.QUALITIES,
+        quality_kwargs=RDCVersatile.quality_kwargs,
+        description="RDC: gain-unit primary branch + scalable residual branch; rate, layers and beta in one model",
+        paper=PAPER,
+    ),
+}

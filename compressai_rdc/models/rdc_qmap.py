@@ -26,11 +26,12 @@ from torch import Tensor
 
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import RateLike
+from compressai_rdc.models.hevrc import PAPER as HEVRC_PAPER
 from compressai_rdc.models.hevrc import QmapConditionedAnalysis, QmapConditionedHyperAnalysis, QmapLike, check_qmap
 from compressai_rdc.models.rdc import PrimaryBranch, RDCVersatile
 from compressai_rdc.models.residual import ResidualScalableBranch
 
-__all__ = ["QmapPrimaryBranch", "RDCQmap"]
+__all__ = ["QmapPrimaryBranch", "RDCQmap", "SPECS"]
 
 
 class QmapPrimaryBranch(PrimaryBranch):
@@ -45,10 +46,10 @@ class QmapPrimaryBranch(PrimaryBranch):
     """
 
     def __init__(self, N: int = 96, M: int = 160, levels: int = 8, cond_channels: int = 32, **kwargs: Any):
-        super().__init__(N, M, levels, **kwargs)
+        g_a = QmapConditionedAnalysis(N, M, cond_channels)
+        h_a = QmapConditionedHyperAnalysis(N, M, cond_channels)
+        super().__init__(N, M, levels, g_a=g_a, h_a=h_a, **kwargs)
         self.cond_channels = cond_channels
-        self.g_a = QmapConditionedAnalysis(N, M, cond_channels)
-        self.h_a = QmapConditionedHyperAnalysis(N, M, cond_channels)
 
     def analysis(self, x: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
         if qmap is None:
@@ -84,9 +85,6 @@ class RDCQmap(RDCVersatile):
         in [0, 1], a float, or ``None`` (uniform ``default_qmap``).
     """
 
-    #: zoo qualities; quality q selects gain level q − 1, as for rdc-versatile
-    QUALITIES = tuple(range(1, 9))
-
     def __init__(
         self,
         N: int = 96,
@@ -101,31 +99,30 @@ class RDCQmap(RDCVersatile):
         cond_channels: int = 24,
         default_qmap: float = 0.5,
     ):
-        super().__init__(N, M, levels, residual_N, residual_M, residual_layers, default_rate, residual_group_sizes, residual_fuse_channels)
-        self.primary = QmapPrimaryBranch(N, M, levels, cond_channels=cond_channels)
+        primary = QmapPrimaryBranch(N, M, levels, cond_channels=cond_channels)
+        super().__init__(N, M, levels, residual_N, residual_M, residual_layers, default_rate, residual_group_sizes,
+                         residual_fuse_channels, primary=primary)
         if not 0.0 <= default_qmap <= 1.0:
             raise InvalidArgumentError(f"default_qmap {default_qmap} is outside [0, 1]")
         self.default_qmap = float(default_qmap)
 
-    @staticmethod
-    def quality_kwargs(quality: int) -> Dict[str, float]:
-        """Zoo quality ``q`` → default gain level ``q − 1``."""
-        return {"default_rate": float(quality - 1)}
-
     def _qmap(self, x: Tensor, qmap: QmapLike) -> Tensor:
         return check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
+
+    def _primary_cond(self, x: Tensor, controls: Dict[str, Any]) -> Dict[str, Any]:
+        return {"qmap": self._qmap(x, controls.get("qmap"))}
 
     def forward(
         self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None, qmap: QmapLike = None
     ) -> Dict[str, Any]:
         """As :meth:`RDCVersatile.forward <compressai_rdc.models.rdc.RDCVersatile.forward>`, with the map ``qmap``."""
-        return self._forward(x, rate, layers, residual_rate, {"qmap": self._qmap(x, qmap)})
+        return self._forward(x, rate, layers, residual_rate, self._primary_cond(x, {"qmap": qmap}))
 
     def compress(
         self, x: Tensor, rate: RateLike = None, layers: Optional[int] = None, residual_rate: RateLike = None, qmap: QmapLike = None
     ) -> Dict[str, Any]:
         """As :meth:`RDCVersatile.compress <compressai_rdc.models.rdc.RDCVersatile.compress>`; the map is not stored."""
-        return self._compress(x, rate, layers, residual_rate, {"qmap": self._qmap(x, qmap)})
+        return self._compress(x, rate, layers, residual_rate, self._primary_cond(x, {"qmap": qmap}))
 
     def stream_controls(self, rate=None, residual_rate=None, layers=None, qmap=None) -> Dict[str, float]:
         """Controls the decoder needs (the map is not one of them)."""
@@ -147,3 +144,17 @@ class RDCQmap(RDCVersatile):
         net = cls(**ctor)
         net.load_state_dict(state_dict)
         return net
+
+
+# -----------------------------------------------------------------------------
+# Zoo entry (registered by compressai_rdc._builtin.qmap; weights: compressai_rdc.zoo._weights)
+# -----------------------------------------------------------------------------
+SPECS: Dict[str, Dict[str, Any]] = {
+    "rdc-qmap": dict(
+        cls=RDCQmap,
+        qualities=RDCQmap.QUALITIES,  # quality q selects gain level q − 1, as for rdc-versatile
+        quality_kwargs=RDCQmap.quality_kwargs,
+        description="RDC primary branch conditioned on a quality map (SFT) + scalable residual branch",
+        paper=f"Liu et al., RDC (ECCV 2024) with the conditional encoder of {HEVRC_PAPER}, §4.1",
+    ),
+}

@@ -25,75 +25,30 @@ level), so the residual's bitrate is controllable like the primary's.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import conv
-from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
+from compressai_rdc.models.controls import check_layers
+from compressai_rdc.models.gained_hyperprior import (  # re-exported: their historical home
+    INIT_SCALE,
+    GainedHyperprior,
+    hyper_size,
+    init_scale_bias,
+    map_substreams,
+    quantize_hyperprior,
+)
 
-__all__ = ["INIT_SCALE", "ResidualScalableBranch", "hyper_size", "init_scale_bias", "quantize_hyperprior", "split_sizes"]
+__all__ = ["INIT_SCALE", "ResidualScalableBranch", "check_layers", "hyper_size", "init_scale_bias", "quantize_hyperprior", "split_sizes"]
 
-
-def hyper_size(latent_size) -> tuple:
-    """Spatial size of the hyper-latent ``z`` for a latent of size ``(h, w)`` (stride 4, ceil)."""
-    h, w = (int(s) for s in latent_size)
-    return ((h + 3) // 4, (w + 3) // 4)
-
-#: Initial predicted scale σ of an ungained latent (≈ its std at initialisation),
-#: so that an untrained model's rate estimate matches its real bytes.
-INIT_SCALE = 0.1
-
-
-def init_scale_bias(last: nn.Conv2d, M: int, value: float = INIT_SCALE) -> None:
-    """Start the scale half (first ``M`` channels) of a mean-scale ``h_s`` output at ``value``."""
-    with torch.no_grad():
-        last.bias[:M].fill_(value)
-
-_pool: Optional[ThreadPoolExecutor] = None
-_pool_lock = threading.Lock()
-
-
-def quantize_hyperprior(branch: nn.Module, y_g: Tensor, z_g: Tensor, rate: Tensor):
-    """Training/forward pass of a gained mean-scale hyperprior, shared by both RDC branches.
-
-    ``branch`` has ``entropy_bottleneck``, ``gaussian_conditional`` and
-    ``_params(z_hat, rate, size) -> (scales, means)`` in the gained domain.
-    Returns ``(y_hat_g, means, y_likelihoods, z_likelihoods)``: the synthesis
-    path sees straight-through-rounded latents, the likelihoods the entropy
-    models' own proxy (noise in training).
-    """
-    _, z_lik = branch.entropy_bottleneck(z_g)
-    med = branch.entropy_bottleneck._get_medians()
-    z_hat = quantize_ste(z_g - med) + med
-    scales, means = branch._params(z_hat, rate, y_g.shape[-2:])
-    _, y_lik = branch.gaussian_conditional(y_g, scales, means=means)
-    return quantize_ste(y_g - means) + means, means, y_lik, z_lik
-
-
-def _map(fn: Callable, items: Sequence, parallel: bool) -> List:
-    """``[fn(i) for i in items]``, on a shared 2-thread pool when ``parallel``.
-
-    CompressAI's rANS call holds the GIL; only the tensor work around it
-    (rounding, ``tolist``) can overlap. On the 2-core development machine this
-    did not pay reliably (``tests/test_codec_bench.py``, group "residual
-    layers": from −23 % to +4 % of the substreams' coding time, run to run), so
-    it is off by default. Results are identical either way.
-    """
-    global _pool
-    if not parallel or len(items) < 2:
-        return [fn(i) for i in items]
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(2, thread_name_prefix="rdc-substreams")
-    return list(_pool.map(fn, items))
+#: older name of :func:`~compressai_rdc.models.gained_hyperprior.map_substreams`
+_map = map_substreams
 
 
 def split_sizes(channels: int, layers: int) -> List[int]:
@@ -104,16 +59,7 @@ def split_sizes(channels: int, layers: int) -> List[int]:
     return [base + (1 if i < extra else 0) for i in range(layers)]
 
 
-def check_layers(layers: Optional[int], available: int, *, name: str = "layers") -> int:
-    """``layers`` as an int in ``0..available`` (``None`` = ``available``)."""
-    if layers is None:
-        return available
-    if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
-        raise InvalidArgumentError(f"{name}={layers!r} is invalid; valid: 0..{available}")
-    return layers
-
-
-class ResidualScalableBranch(nn.Module):
+class ResidualScalableBranch(GainedHyperprior, nn.Module):
     """Scalable, rate-controllable coder of ``r = x − x̂₁`` given ``x̂₁``.
 
     Args:
@@ -129,7 +75,8 @@ class ResidualScalableBranch(nn.Module):
             :func:`~compressai_rdc.layers.gain.normalising_range` of ``gain_range``.
 
     Attributes:
-        parallel: entropy-code the layer substreams on a thread pool (default False; see :func:`_map`).
+        parallel: entropy-code the layer substreams on a thread pool (default False; see
+            :func:`~compressai_rdc.models.gained_hyperprior.map_substreams`).
     """
 
     parallel: bool = False
@@ -188,10 +135,6 @@ class ResidualScalableBranch(nn.Module):
         z_g = self.hyper_gain.gain(self.h_a(y_g), rho)
         return y_g, z_g
 
-    def _params(self, z_hat: Tensor, rho: Tensor, size):
-        scales, means = self.h_s(self.hyper_gain.inverse(z_hat, rho))[..., : size[0], : size[1]].chunk(2, 1)
-        return self.gain.gain_params(scales, means, rho)
-
     def synthesize(self, y_hat_g: Tensor, x_hat1: Tensor, rho: Tensor) -> Tensor:
         """Residual ``r̂`` (B, 3, H, W) from the gained latent and ``x̂₁``."""
         r0 = self.g_s(self.gain.inverse(y_hat_g, rho))
@@ -218,7 +161,7 @@ class ResidualScalableBranch(nn.Module):
             raise InvalidArgumentError("layers=0 codes no residual; skip the branch instead")
         rho = check_rate(rate, self.levels, x.shape[0], self.levels - 1, name="residual rate")
         y_g, z_g = self._encode_latents(x, x_hat1, rho)
-        y_hat_g, means, y_lik, z_lik = quantize_hyperprior(self, y_g, z_g, rho)
+        y_hat_g, means, y_lik, z_lik = self.quantize_hyperprior(y_g, z_g, rho)
         if k < K:
             mask = self._channel_mask(k, y_hat_g)
             y_hat_g = y_hat_g * mask + means * (1 - mask)
@@ -235,14 +178,11 @@ class ResidualScalableBranch(nn.Module):
         k = check_layers(layers, self.num_layers)
         rho = check_rate(rate, self.levels, x.shape[0], self.levels - 1, name="residual rate")
         y_g, z_g = self._encode_latents(x, x_hat1, rho)
-        z_strings = self.entropy_bottleneck.compress(z_g)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z_g.shape[-2:])
-        scales, means = self._params(z_hat, rho, y_g.shape[-2:])
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        z_strings, indexes, means, _ = self.compress_hyper(z_g, rho, y_g.shape[-2:])
         strings = [z_strings]
         groups = list(zip(*(t.split(self._sizes(), dim=1) for t in (y_g, indexes, means))))[:k]
         gc = self.gaussian_conditional
-        strings += _map(lambda g: gc.compress(g[0], g[1], means=g[2]), groups, self.parallel)
+        strings += map_substreams(lambda g: gc.compress(g[0], g[1], means=g[2]), groups, self.parallel)
         return {"strings": strings, "shape": y_g.shape[-2:]}
 
     def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int], x_hat1: Tensor, rate: RateLike = None) -> Dict[str, Tensor]:
@@ -255,12 +195,10 @@ class ResidualScalableBranch(nn.Module):
         if not (1 <= k <= self.num_layers):
             raise InvalidArgumentError(f"expected res_z plus 1..{self.num_layers} layer strings, got {len(strings)} strings")
         rho = check_rate(rate, self.levels, x_hat1.shape[0], self.levels - 1, name="residual rate")
-        z_hat = self.entropy_bottleneck.decompress(list(strings[0]), hyper_size(shape))
-        scales, means = self._params(z_hat, rho, tuple(int(v) for v in shape))
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        indexes, means = self.decompress_hyper(strings[0], rho, tuple(int(v) for v in shape))
         groups = list(zip(indexes.split(self._sizes(), 1), means.split(self._sizes(), 1)))
         gc = self.gaussian_conditional
-        parts = _map(lambda j: gc.decompress(list(strings[1 + j]), groups[j][0], means=groups[j][1]), range(k), self.parallel)
+        parts = map_substreams(lambda j: gc.decompress(list(strings[1 + j]), groups[j][0], means=groups[j][1]), range(k), self.parallel)
         parts += [m_j for _, m_j in groups[k:]]
         return {"r_hat": self.synthesize(torch.cat(parts, dim=1), x_hat1, rho)}
 

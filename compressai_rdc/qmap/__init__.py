@@ -25,6 +25,7 @@ __all__ = [
     "LEVEL_RANGE",
     "blend_importance",
     "create_strategy",
+    "create_strategy_for",
     "gamma_level",
     "gamma_map",
     "image_complexity_map",
@@ -43,3 +44,16 @@ def create_strategy(name: str, **options):
     from compressai_rdc.registry import QMAP_STRATEGIES
 
     return QMAP_STRATEGIES.get(name)(**options)
+
+
+def create_strategy_for(model, name: str, block=None, **options):
+    """:func:`create_strategy` sized for ``model``: a strategy with a ``block``
+    parameter (the ICM's) gets ``block``, default the model's latent ``stride``
+    (16 without a model); other strategies ignore ``block``."""
+    from compressai_rdc.contract import DEFAULT_STRIDE, accepted_names, hooks
+    from compressai_rdc.registry import QMAP_STRATEGIES
+
+    cls = QMAP_STRATEGIES.get(name)
+    if "block" in accepted_names(cls):
+        options["block"] = block or (hooks(model).stride if model is not None else DEFAULT_STRIDE)
+    return cls(**options)

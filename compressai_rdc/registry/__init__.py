@@ -1,9 +1,11 @@
 """Name tables of everything plugins register, and the specs they store.
 
 One :class:`Registry` per kind (models, components, losses, quality-map
-strategies, tasks, commands). Looking a name up loads the plugins first
-(lazily, once), so ``MODELS.get("rdc-versatile")`` works in a fresh process.
-Each entry records which plugin registered it, for ``compressai-rdc plugins``.
+strategies, tasks, commands): plain tables that import nothing of the package.
+Looking a name up first calls the loader that :mod:`compressai_rdc._plugins`
+installs with :func:`set_loader` when the package is imported (it loads the
+plugins lazily, once), so ``MODELS.get("rdc-versatile")`` works in a fresh
+process. Each entry records which plugin registered it, for ``compressai-rdc plugins``.
 
 Model entries are :class:`ModelSpec` records; the CompressAI bridge
 (:mod:`compressai_rdc.registry._bridge`) writes every registered model into all
@@ -22,6 +24,15 @@ from compressai_rdc.errors import RegistrationError, UnknownNameError
 T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+#: called before every lookup (set by :mod:`compressai_rdc._plugins`: load the plugins once)
+_loader: Optional[Callable[[], Any]] = None
+
+
+def set_loader(loader: Optional[Callable[[], Any]]) -> None:
+    """Install the function every lookup calls first (the plugin loader)."""
+    global _loader
+    _loader = loader
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,10 @@ class Registry(Generic[T]):
                 f"{self.kind} name {name!r} from plugin {plugin!r} is invalid: use lower-case "
                 "letters, digits, '-', '_' and '.', starting with a letter or digit"
             )
-        stored = self._build(name, obj, dict(meta)) if self._build else obj
+        try:
+            stored = self._build(name, obj, dict(meta)) if self._build else obj
+        except RegistrationError as exc:
+            raise RegistrationError(f"plugin {plugin!r} registered an invalid {self.kind}: {exc}") from exc
         old = self._entries.get(name)
         if old is not None:
             if old.plugin == plugin and _same(old.obj, stored):
@@ -78,9 +92,8 @@ class Registry(Generic[T]):
 
     # -- lookup ------------------------------------------------------------------
     def _loaded(self) -> Dict[str, Entry[T]]:
-        from compressai_rdc._plugins import load_plugins
-
-        load_plugins()
+        if _loader is not None:
+            _loader()
         return self._entries
 
     def get(self, name: str) -> T:
@@ -205,6 +218,38 @@ def _build_command(name: str, configure: Any, meta: Dict[str, Any]) -> "Command"
     return Command(name=name, configure=configure, run=run, help=meta.pop("help", ""))
 
 
+def _subclass_of(base: Callable[[], type], what: str) -> Callable[[str, Any, Dict[str, Any]], type]:
+    """A build function accepting only subclasses of ``base()`` (imported lazily)."""
+
+    def build(name: str, cls: Any, meta: Dict[str, Any]) -> type:
+        b = base()
+        if not (isinstance(cls, type) and issubclass(cls, b)):
+            raise RegistrationError(
+                f"{name!r}: {cls!r} is not a subclass of {b.__module__}.{b.__qualname__} ({what})"
+            )
+        return cls
+
+    return build
+
+
+def _qmap_strategy_base() -> type:
+    from compressai_rdc.qmap.strategies import QmapStrategy
+
+    return QmapStrategy
+
+
+def _task_base() -> type:
+    from compressai_rdc.tasks.base import Task
+
+    return Task
+
+
+def _module_base() -> type:
+    from torch import nn
+
+    return nn.Module
+
+
 @dataclass(frozen=True)
 class Command:
     """A CLI sub-command: ``configure(parser)`` then ``run(args) -> int``."""
@@ -216,10 +261,13 @@ class Command:
 
 
 MODELS: Registry[ModelSpec] = Registry("model", _build_model_spec)
-COMPONENTS: Registry[type] = Registry("component")
-LOSSES: Registry[type] = Registry("loss")
-QMAP_STRATEGIES: Registry[type] = Registry("quality-map strategy")
-TASKS: Registry[type] = Registry("task")
+COMPONENTS: Registry[type] = Registry("component", _subclass_of(_module_base, "a building block is an nn.Module"))
+LOSSES: Registry[type] = Registry("loss", _subclass_of(_module_base, "a loss is an nn.Module"))
+QMAP_STRATEGIES: Registry[type] = Registry(
+    "quality-map strategy",
+    _subclass_of(_qmap_strategy_base, "implement importance(x); calling it lifts zeros as HEVRC §4.3 requires"),
+)
+TASKS: Registry[type] = Registry("task", _subclass_of(_task_base, "see compressai_rdc.tasks.base.Task"))
 COMMANDS: Registry[Command] = Registry("command", _build_command)
 
 #: hook name -> registry it fills
@@ -252,4 +300,5 @@ __all__ = [
     "TASKS",
     "WeightSpec",
     "list_models",
+    "set_loader",
 ]

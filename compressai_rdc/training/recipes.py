@@ -197,14 +197,16 @@ def log_interp(lo: float, hi: float, t: Tensor) -> Tensor:
 # -----------------------------------------------------------------------------
 def _random_qmaps(x: Tensor, g: torch.Generator, controls: Mapping[str, Any]) -> Tuple[Tensor, Tensor]:
     """Random training maps (uniform / gradient / blobs) ``(B, 1, H, W)`` and their
-    per-pixel λ ``t1·exp(t2·q)`` (HEVRC eq. 10; defaults t1 = 4e-4, t2 = 2.8)."""
-    from compressai_rdc.qmap.lambda_map import lambda_map
+    per-pixel λ ``t1·exp(t2·q)`` (HEVRC eq. 10; ``controls.t1``/``t2``, defaults
+    :data:`~compressai_rdc.qmap.lambda_map.DEFAULT_T1` = 4e-4, ``DEFAULT_T2`` = 2.8).
+    The recipe config is the one place that sets them: the model does not store them."""
+    from compressai_rdc.qmap.lambda_map import DEFAULT_T1, DEFAULT_T2, lambda_map
     from compressai_rdc.qmap.random import random_qmap
 
     b, _, h, w = x.shape
     opts = {k: controls[k] for k in ("p_uniform", "p_gradient", "max_blobs") if k in controls}
     q = random_qmap(b, h, w, generator=g, device=x.device, **opts)
-    return q, lambda_map(q, float(controls.get("t1", 4e-4)), float(controls.get("t2", 2.8)))
+    return q, lambda_map(q, float(controls.get("t1", DEFAULT_T1)), float(controls.get("t2", DEFAULT_T2)))
 
 
 class Recipe:

@@ -96,21 +96,10 @@ def get_factory(name: str) -> Callable[..., nn.Module]:
     return factory
 
 
-def rdc_versatile(quality: Optional[int] = None, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs) -> nn.Module:
-    """RDC versatile codec (Liu et al., 2024): cognition-oriented primary branch with
-    channel gain units plus a scalable residual branch; ``quality`` selects the
-    default gain level of one shared model."""
-    return create_model("rdc-versatile", quality, metric, pretrained, progress, **kwargs)
-
-
-def hevrc(quality: Optional[int] = None, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs) -> nn.Module:
-    """Quality-map-conditioned codec of the HEVRC / QMAP2021 family (SFT-conditioned encoder)."""
-    return create_model("hevrc", quality, metric, pretrained, progress, **kwargs)
-
-
-def rdc_qmap(quality: Optional[int] = None, metric: str = "mse", pretrained: bool = False, progress: bool = True, **kwargs) -> nn.Module:
-    """RDC primary branch conditioned on a quality map through SFT, plus the residual branch."""
-    return create_model("rdc-qmap", quality, metric, pretrained, progress, **kwargs)
+#: factories of the built-in models (plugin models: ``from compressai_rdc.zoo import my_model``)
+rdc_versatile = get_factory("rdc-versatile")
+hevrc = get_factory("hevrc")
+rdc_qmap = get_factory("rdc-qmap")
 
 
 def __getattr__(attr: str) -> Callable[..., nn.Module]:

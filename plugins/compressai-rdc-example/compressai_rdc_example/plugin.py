@@ -6,6 +6,7 @@ import torch
 from compressai.models import MeanScaleHyperprior
 
 from compressai_rdc import hookimpl
+from compressai_rdc.qmap.strategies import QmapStrategy
 
 
 class TinyMeanScaleHyperprior(MeanScaleHyperprior):
@@ -16,8 +17,12 @@ class TinyMeanScaleHyperprior(MeanScaleHyperprior):
         super().__init__(N=N, M=M, **kwargs)
 
 
-class CenterGaussian:
+class CenterGaussian(QmapStrategy):
     """Importance map ``exp(-d² / (2σ²))`` of the normalised distance ``d`` to the centre.
+
+    A :class:`~compressai_rdc.qmap.strategies.QmapStrategy`: it implements
+    :meth:`importance`, and calling the strategy lifts the corners' zeros to the
+    smallest non-zero importance (HEVRC §4.3), so every region gets bits at high levels.
 
     Args:
         sigma: width of the Gaussian relative to the image half-diagonal.
@@ -28,7 +33,7 @@ class CenterGaussian:
             raise ValueError(f"sigma must be > 0, got {sigma}")
         self.sigma = sigma
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def importance(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         ys = torch.linspace(-1, 1, h, device=x.device).view(h, 1)
         xs = torch.linspace(-1, 1, w, device=x.device).view(1, w)

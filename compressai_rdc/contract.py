@@ -1,0 +1,169 @@
+"""What a codec offers compressai-rdc: the CompressAI contract plus optional hooks.
+
+Every model coded by :mod:`compressai_rdc.codec`, searched by
+:mod:`compressai_rdc.ratecontrol` and evaluated by :mod:`compressai_rdc.eval`
+satisfies :class:`Codec`: CompressAI's ``forward / compress / decompress /
+update`` plus the hooks below. Models of this package (and plugins) inherit
+:class:`CodecHooks`, which gives every hook its default, and override what
+they need; models that do not (CompressAI's own ``mbt2018-mean``, ...) are
+seen through :func:`hooks`, which supplies the same defaults. Nothing else
+in the package reads a hook with ``getattr``.
+
+=========================================  ====================================================  =====================
+hook                                       meaning                                               default
+=========================================  ====================================================  =====================
+``downsampling_factor``                    padding multiple of the input                         64
+``stride``                                 latent stride: block size of quality-map strategies   16
+                                           (the ICM's blocks, HEVRC §4.3)
+``symbols_per_pixel``                      bound on latent symbols per padded pixel and          1.5
+                                           substream (sizes the decoder's zero guard)
+``stream_shape(height, width)``            the ``shape`` a padded image must give, or ``None``    ``None`` (unknown)
+``stream_controls(**controls)``            encode controls stored in the header for the          scalar controls that
+                                           decoder; without arguments: every key it stores        ``decompress`` takes
+``substream_layers(num_groups, **c)``      refinement-layer tag of each string group             all 0
+``check_controls(**controls)``             raise :class:`~compressai_rdc.errors.InvalidArgumentError` accept everything
+                                           for invalid control values
+``rate_likelihoods(x, **controls)``        likelihoods without the synthesis transform           ``forward(...)["likelihoods"]``
+``rate_control(x, control, **fixed)``      the scalar rate control of this model on ``x``         :func:`compressai_rdc.ratecontrol.generic_rate_control`
+=========================================  ====================================================  =====================
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from compressai_rdc.ratecontrol import RateControl
+
+__all__ = ["Codec", "CodecHooks", "accepted_names", "accepts", "hooks"]
+
+#: default padding multiple (CompressAI's hyperprior models downsample by 64)
+DEFAULT_DOWNSAMPLING = 64
+#: default latent stride (ICM block size)
+DEFAULT_STRIDE = 16
+#: default bound on latent symbols per padded pixel in one substream
+DEFAULT_SYMBOLS_PER_PIXEL = 1.5
+
+
+def accepts(fn: Callable, name: str) -> bool:
+    """Whether ``fn`` takes a keyword argument ``name`` (by name or through ``**kwargs``)."""
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def accepted_names(fn: Callable) -> List[str]:
+    """The named (positional-or-keyword and keyword-only) parameters of ``fn``."""
+    return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """The full contract (CompressAI's methods and the hooks); see the module table."""
+
+    downsampling_factor: int
+    stride: int
+    symbols_per_pixel: float
+
+    def forward(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
+
+    def compress(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
+
+    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Any, **controls: Any) -> Dict[str, Tensor]: ...
+
+    def update(self, scale_table: Any = None, force: bool = False) -> bool: ...
+
+    def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]: ...
+
+    def stream_controls(self, **controls: Any) -> Dict[str, float]: ...
+
+    def substream_layers(self, num_groups: int, **controls: Any) -> List[int]: ...
+
+    def check_controls(self, **controls: Any) -> None: ...
+
+    def rate_likelihoods(self, x: Tensor, **controls: Any) -> Any: ...
+
+    def rate_control(self, x: Tensor, control: str = "auto", **fixed: Any) -> "RateControl": ...
+
+
+class CodecHooks:
+    """Mixin with the default of every optional hook; put it before
+    :class:`compressai.models.CompressionModel` in the bases and override what differs."""
+
+    downsampling_factor: int = DEFAULT_DOWNSAMPLING
+    stride: int = DEFAULT_STRIDE
+    symbols_per_pixel: float = DEFAULT_SYMBOLS_PER_PIXEL
+
+    def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
+        """``None``: the codec bounds ``shape`` by the image size only."""
+        return None
+
+    def stream_controls(self, **controls: Any) -> Dict[str, float]:
+        """The scalar controls ``decompress`` takes by name (none, called without arguments)."""
+        return {k: float(v) for k, v in controls.items()
+                if accepts(self.decompress, k) and isinstance(v, (bool, int, float))}
+
+    @property
+    def declares_stream_controls(self) -> bool:
+        """Whether ``stream_controls()`` lists every stored key (an override), so a
+        stream with other keys is corrupt; otherwise any ``decompress`` keyword may be stored."""
+        return type(self).stream_controls is not CodecHooks.stream_controls
+
+    def substream_layers(self, num_groups: int, **controls: Any) -> List[int]:
+        """Every string group is needed (layer 0)."""
+        return [0] * num_groups
+
+    def check_controls(self, **controls: Any) -> None:
+        """Accept every value (``compress``/``decompress`` validate their own)."""
+
+    def rate_likelihoods(self, x: Tensor, **controls: Any) -> Any:
+        """Likelihoods of a forward pass (override to skip the synthesis transform)."""
+        return self(x, **controls)["likelihoods"]
+
+    def rate_control(self, x: Tensor, control: str = "auto", **fixed: Any) -> "RateControl":
+        """The generic control: gain ``rate`` if ``compress`` takes it, else the Γ level of a map."""
+        from compressai_rdc.ratecontrol import generic_rate_control
+
+        return generic_rate_control(self, x, control=control, **fixed)
+
+
+class _Foreign(CodecHooks):
+    """The defaults for a model that does not inherit :class:`CodecHooks`
+    (CompressAI's own models, plugins built on them); its CompressAI methods are
+    delegated, and hooks it defines anyway (duck typing) are used."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.forward, self.compress, self.decompress, self.update = model.forward, model.compress, model.decompress, model.update
+        f = getattr(model, "downsampling_factor", None)
+        #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
+        self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
+        self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
+        for name in ("stride", "symbols_per_pixel", "stream_shape", "stream_controls", "substream_layers", "check_controls",
+                     "rate_likelihoods", "rate_control"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+
+    @property
+    def declares_stream_controls(self) -> bool:
+        return "stream_controls" in self.__dict__
+
+    def __call__(self, x: Tensor, **controls: Any) -> Dict[str, Any]:
+        return self.model(x, **controls)
+
+    def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
+        f = self.downsampling_factor
+        return (height // f, width // f) if self._stated else None
+
+    def rate_control(self, x: Tensor, control: str = "auto", **fixed: Any) -> "RateControl":
+        from compressai_rdc.ratecontrol import generic_rate_control
+
+        return generic_rate_control(self.model, x, control=control, **fixed)
+
+
+def hooks(model: Any) -> CodecHooks:
+    """``model`` itself when it inherits :class:`CodecHooks`, else an adapter
+    holding the defaults (the one place that decides which applies)."""
+    return model if isinstance(model, CodecHooks) else _Foreign(model)
