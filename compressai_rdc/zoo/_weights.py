@@ -3,6 +3,12 @@
 Keys are ``"<metric>"`` (one file serves every quality of a variable-rate model)
 or ``"<metric>-<quality>"``. Files live in ``compressai_rdc/zoo/weights/``.
 How each file was trained: ``scripts/release_train.sh`` and the Results page.
+
+This table is the one place a shipped file's name and sha256 are written (the
+model families' ``SPECS`` take their weights from here). When new weights ship,
+update the entry and refresh the golden vectors pinned to the file's sha256::
+
+    python -m tests.regen_golden --shipped
 """
 
 from __future__ import annotations
