@@ -39,30 +39,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, with_name: bool = Tr
 
 
 def load_model(name: str, weights: Optional[Path], pretrained: bool, metric: str = "mse", device: str = "cpu") -> nn.Module:
-    """Build a registered model with real weights, in eval mode with entropy coders ready.
+    """:func:`compressai_rdc.zoo.load_model` with the CLI's message for missing weights."""
+    from compressai_rdc.zoo import load_model as zoo_load_model
 
-    ``--weights`` files are loaded with the class's ``from_state_dict`` so any
-    width trained with ``compressai-rdc train`` fits.
-    """
-    from compressai_rdc.registry import MODELS
-    from compressai_rdc.zoo import create_model, load_state_dict_file
-    from compressai_rdc.zoo._pretrained import clean_state_dict
-
-    spec = MODELS.get(name)
-    if weights is not None:
-        sd = clean_state_dict(load_state_dict_file(weights))
-        from_sd = getattr(spec.cls, "from_state_dict", None)
-        model = from_sd(sd) if from_sd is not None else create_model(name, metric=metric, weights=weights)
-    elif pretrained:
-        model = create_model(name, metric=metric, pretrained=True)
-    else:
+    if weights is None and not pretrained:
         raise InvalidArgumentError(
             f"model {name!r} needs weights: pass --weights <file.safetensors> or --pretrained "
             "(a random initialisation cannot be decoded by anyone else)"
         )
-    model = model.to(device).eval()
-    model.update()
-    return model
+    return zoo_load_model(name, weights, pretrained, metric, device)
 
 
 def check_output(path: Path, overwrite: bool) -> None:
