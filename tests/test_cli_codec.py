@@ -47,10 +47,11 @@ def _decode(container: Path, out: Path, weights: Path, *extra: str) -> torch.Ten
 @pytest.mark.parametrize(
     "name, extra",
     [
-        ("hevrc", ["--rate", "0.7"]),
-        ("hevrc", ["--rate", "1.2", "--qmap-strategy", "inverse-icm"]),
+        ("hevrc", ["--level", "0.7"]),
+        ("hevrc", ["--level", "1.2", "--qmap-strategy", "inverse-icm"]),
         ("rdc-versatile", ["--rate", "3.5"]),
         ("rdc-qmap", ["--rate", "2", "--qmap-strategy", "icm", "--layers", "2"]),
+        ("rdc-qmap", ["--level", "0.5", "--qmap-strategy", "icm", "--layers", "1"]),
     ],
 )
 def test_encode_decode_round_trip(tmp_path, weights, jpeg_image, name, extra):
@@ -98,10 +99,15 @@ def test_errors_are_reported(tmp_path, weights, capsys):
     assert main(["encode", image, "-o", str(out), "--model", "rdc-versatile", "--weights", w, "--target-bpp", "40", "--layers", "0"]) == 2
     assert "outside this model's range" in capsys.readouterr().err
     # no weights
-    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--rate", "0.5"]) == 2
+    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--level", "0.5"]) == 2
     assert "needs weights" in capsys.readouterr().err
+    # one name per control: --rate is the RDC gain, hevrc has a level
+    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--rate", "0.5"]) == 2
+    assert "use --level" in capsys.readouterr().err
+    assert main(["encode", image, "-o", str(out), "--model", "rdc-versatile", "--weights", w, "--level", "0.5"]) == 2
+    assert "takes no quality map" in capsys.readouterr().err
     # unknown strategy lists the valid ones
-    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--rate", "1", "--qmap-strategy", "nope"]) == 2
+    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--level", "1", "--qmap-strategy", "nope"]) == 2
     assert "blended" in capsys.readouterr().err
     # never overwrite silently
     out.write_bytes(b"keep")
@@ -109,7 +115,7 @@ def test_errors_are_reported(tmp_path, weights, capsys):
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep"
     # decoding with other weights is refused
     good = tmp_path / "g.rdc"
-    assert main(["encode", image, "-o", str(good), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--rate", "0.5"]) == 0
+    assert main(["encode", image, "-o", str(good), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--level", "0.5"]) == 0
     other = create_model("hevrc", **SMALL["hevrc"])
     other_w = save_weights(other, tmp_path / "other.safetensors", half=False)[0]
     assert main(["decode", str(good), "-o", str(tmp_path / "g.png"), "--weights", str(other_w)]) == 2

@@ -160,3 +160,22 @@ def test_save_weights_never_overwrites(tmp_path):
     path, _ = save_weights(Net(), tmp_path / "w.safetensors")
     with pytest.raises(FileExistsError):
         save_weights(Net(), path)
+
+
+def test_load_model_is_the_one_loader_of_cli_and_eval(tmp_path):
+    """A file of non-default widths loads the same way in the CLI and in eval."""
+    from compressai_rdc.cli.encode import load_model as cli_load_model
+    from compressai_rdc.codec import weights_hash
+    from compressai_rdc.eval.codecs import build_registered_codec
+    from compressai_rdc.eval.spec import parse_spec
+    from compressai_rdc.zoo import load_model
+
+    torch.manual_seed(0)
+    net = create_model("rdc-versatile", N=8, M=12, residual_N=8, residual_M=8).eval()
+    net.update(force=True)
+    path, _ = save_weights(net, tmp_path / "tiny.safetensors", half=False)
+    zoo = load_model("rdc-versatile", path, quality=3)
+    assert (zoo.primary.N, zoo.primary.M, zoo.default_rate) == (8, 12, 2.0)
+    cli = cli_load_model("rdc-versatile", path, False)
+    evaluated = build_registered_codec(parse_spec(f"rdc-versatile:weights={path}")).models[None]
+    assert weights_hash(zoo) == weights_hash(cli) == weights_hash(evaluated) == weights_hash(net)

@@ -310,7 +310,7 @@ def build_registered_codec(spec: Spec) -> LearnedCodec:
     shipped weights), ``quality``, ``metric``, ``name`` (label). Every other
     key is an operating-point sweep (see :class:`LearnedCodec`).
     """
-    from compressai_rdc.zoo import create_model
+    from compressai_rdc.zoo import create_model, load_model
 
     params = dict(spec.params)
     label = spec.single("name", spec.name)
@@ -321,9 +321,10 @@ def build_registered_codec(spec: Spec) -> LearnedCodec:
         params.pop(k, None)
     models: Dict[Optional[str], torch.nn.Module] = {}
     for q in qualities:
-        model = create_model(spec.name, quality=q, metric=metric, pretrained=pretrained, weights=weights)
         if weights is None and not pretrained:
-            model = _random_init_note(model)
+            model = _random_init_note(create_model(spec.name, quality=q, metric=metric))
+        else:  # the CLI's loader: widths from the file, exact constants, coders updated
+            model = load_model(spec.name, weights, pretrained, metric, quality=q)
         models[None if len(qualities) == 1 else f"q{q}"] = model
     source = f"weights {weights}" if weights else ("zoo weights" if pretrained else "RANDOM INITIALISATION (plumbing only)")
     codec = LearnedCodec(models, params, name=label, description=f"compressai-rdc model {spec.name} ({source})")

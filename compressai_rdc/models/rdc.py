@@ -421,9 +421,7 @@ PAPER = (
 
 SPECS: Dict[str, Dict[str, Any]] = {
     "rdc-versatile": dict(
-        cls=RDCVersatile,
-        qualities=RDCVersatile.QUALITIES,
-        quality_kwargs=RDCVersatile.quality_kwargs,
+        cls=RDCVersatile,  # qualities and quality_kwargs: the class's QUALITIES and quality_kwargs
         description="RDC: gain-unit primary branch + scalable residual branch; rate, layers and beta in one model",
         paper=PAPER,
     ),

@@ -151,9 +151,7 @@ class RDCQmap(RDCVersatile):
 # -----------------------------------------------------------------------------
 SPECS: Dict[str, Dict[str, Any]] = {
     "rdc-qmap": dict(
-        cls=RDCQmap,
-        qualities=RDCQmap.QUALITIES,  # quality q selects gain level q − 1, as for rdc-versatile
-        quality_kwargs=RDCQmap.quality_kwargs,
+        cls=RDCQmap,  # QUALITIES, quality_kwargs inherited: quality q selects gain level q − 1
         description="RDC primary branch conditioned on a quality map (SFT) + scalable residual branch",
         paper=f"Liu et al., RDC (ECCV 2024) with the conditional encoder of {HEVRC_PAPER}, §4.1",
     ),

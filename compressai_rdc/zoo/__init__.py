@@ -84,6 +84,50 @@ def create_model(
     return model
 
 
+def load_model(
+    name: str,
+    weights: Optional[PathLike] = None,
+    pretrained: bool = False,
+    metric: str = "mse",
+    device: str = "cpu",
+    *,
+    quality: Optional[int] = None,
+) -> nn.Module:
+    """A registered model with real weights, in eval mode with entropy coders ready
+    (the one loader of the CLI and the evaluation).
+
+    A ``weights`` file gives the widths: the class's ``from_state_dict`` (when it
+    has one) rebuilds the architecture the file was trained with, then
+    :func:`load_into` loads it as every zoo load does (exact fp16-flushed
+    constants, entropy-coder tables). ``pretrained`` uses the zoo's file.
+
+    Raises:
+        InvalidArgumentError: neither ``weights`` nor ``pretrained``.
+    """
+    spec = MODELS.get(name)
+    _validate(spec, quality, metric)
+    if weights is not None:
+        from compressai_rdc.zoo._pretrained import clean_state_dict
+
+        raw = clean_state_dict(load_state_dict_file(weights), cast=False)
+        extra = dict(spec.quality_kwargs(quality)) if quality is not None and spec.quality_kwargs is not None else {}
+        if hasattr(spec.cls, "from_state_dict"):
+            inferred = spec.cls.from_state_dict({k: v.float() if v.is_floating_point() else v for k, v in raw.items()}, **extra)
+            model = load_into(inferred, raw, source=str(weights))
+        else:
+            model = create_model(name, quality, metric, weights=weights)
+    elif pretrained:
+        model = create_model(name, quality, metric, pretrained=True)
+    else:
+        raise InvalidArgumentError(
+            f"model {name!r} needs weights: pass a .safetensors file or pretrained=True "
+            "(a random initialisation cannot be decoded by anyone else)"
+        )
+    model = model.to(device).eval()
+    model.update()
+    return model
+
+
 @functools.lru_cache(maxsize=None)
 def get_factory(name: str) -> Callable[..., nn.Module]:
     """A CompressAI-style factory ``f(quality, metric="mse", pretrained=False, progress=True, **kw)``."""
@@ -116,6 +160,7 @@ __all__ = [
     "get_factory",
     "hevrc",
     "load_into",
+    "load_model",
     "load_state_dict_file",
     "rdc_qmap",
     "rdc_versatile",

@@ -5,8 +5,12 @@ or ``"<metric>-<quality>"``. Files live in ``compressai_rdc/zoo/weights/``.
 
 The table is read from the release manifest ``zoo/weights/release.json``,
 which ``compressai-rdc release --ship`` writes when newly trained weights beat
-the shipped ones (:mod:`compressai_rdc.training.release`): one place names a
-file, its sha256, how it was trained and what it measured.
+the shipped ones (:mod:`compressai_rdc.training.release`): the one place a
+shipped file's name, sha256, training and measurements are written (the model
+families' ``SPECS`` take their weights from here). When new weights ship,
+refresh the golden vectors pinned to the file's sha256::
+
+    python -m tests.regen_golden --shipped
 """
 
 from __future__ import annotations
