@@ -56,12 +56,8 @@ from compressai_rdc.container import (
     unpack,
 )
 from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.limits import GUARD_SYMBOLS_PER_PIXEL, DecodeLimits, check_image, guard_size  # noqa: F401
 from compressai_rdc.utils.padding import pad_to_multiple, unpad
-
-#: symbols per padded pixel in one substream, assumed when sizing the zero guard
-#: appended to each substream before entropy decoding (see :func:`_guarded`);
-#: a model with denser latents sets ``model.symbols_per_pixel``
-GUARD_SYMBOLS_PER_PIXEL = 1.5
 
 _hash_cache: "weakref.WeakKeyDictionary[nn.Module, Tuple[Tuple, bytes]]" = weakref.WeakKeyDictionary()
 
@@ -131,9 +127,13 @@ def _accepted_names(fn) -> List[str]:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+#: parameters of ``compress``/``decompress`` that are data, never controls
+_RESERVED = frozenset({"self", "x", "strings", "shape"})
+
+
 def _check_accepted(fn, controls: Dict[str, Any], what: str, model: nn.Module) -> None:
     for k in controls:
-        if not _accepts(fn, k):
+        if k in _RESERVED or not _accepts(fn, k):
             valid = [n for n in _accepted_names(fn) if n not in ("x", "strings", "shape")]
             raise InvalidArgumentError(
                 f"{type(model).__name__}.{what} has no control {k!r}; valid: {', '.join(valid) or '(none)'}"
@@ -146,7 +146,7 @@ def _stream_controls(model: nn.Module, controls: Dict[str, Any]) -> Dict[str, fl
         return {k: float(v) for k, v in hook(**controls).items()}
     out = {}
     for k, v in controls.items():
-        if _accepts(model.decompress, k) and isinstance(v, (bool, int, float)):
+        if k not in _RESERVED and _accepts(model.decompress, k) and isinstance(v, (bool, int, float)):
             out[k] = float(v)
     return out
 
@@ -160,7 +160,7 @@ def _check_stored_keys(header: StreamHeader, model: nn.Module) -> None:
             raise CorruptBitstreamError(f"stream controls {sorted(stored)} differ from this model's {sorted(valid)}")
     else:
         for k in stored:
-            if not _accepts(model.decompress, k):
+            if k in _RESERVED or not _accepts(model.decompress, k):
                 raise CorruptBitstreamError(f"stream control {k!r} is not a parameter of {type(model).__name__}.decompress")
 
 
@@ -173,14 +173,9 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # -----------------------------------------------------------------------------
 # Encode / decode
 # -----------------------------------------------------------------------------
-def _as_batch(x: Tensor) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise InvalidArgumentError(f"x must be a torch.Tensor of shape (B, 3, H, W), got {type(x).__name__}")
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        raise InvalidArgumentError(f"x must be a float image of shape (3, H, W) or (B, 3, H, W), got {tuple(x.shape)} {x.dtype}")
-    return x
+def _as_batch(x: Tensor, model: nn.Module) -> Tensor:
+    param = next(iter(model.parameters()), None)
+    return check_image(x, dtype=param.dtype if param is not None else torch.float32)
 
 
 def _flat_shape(shape: Any) -> Tuple[int, ...]:
@@ -200,6 +195,8 @@ def encode(
         model: a CompressAI model whose entropy coders are updated (``model.update()``).
         x: images ``(B, 3, H, W)`` or ``(3, H, W)`` in [0, 1], any H and W;
             padded internally to the model's multiple and cropped back on decode.
+            Checked by :func:`compressai_rdc.limits.check_image` (dtype of the
+            model, finite values in [0, 1], not empty).
         name: model name stored in the header (default: :func:`model_name`).
         target_bpp: search the model's rate control so the container has about
             this many bits per pixel (see :func:`compressai_rdc.ratecontrol.encode_to_target`,
@@ -213,7 +210,7 @@ def encode(
         from compressai_rdc.ratecontrol import encode_to_target
 
         return encode_to_target(model, x, target_bpp, **controls)[0]
-    x = _as_batch(x)
+    x = _as_batch(x, model)
     _check_accepted(model.compress, controls, "compress", model)
     _check_controls(model, controls)
     h, w = x.shape[-2:]
@@ -262,7 +259,7 @@ def _check_shape(header: StreamHeader, model: nn.Module) -> None:
     expected = getattr(model, "stream_shape", None)
     if expected is not None:
         want = tuple(expected(hp, wp))
-    elif isinstance(getattr(model, "downsampling_factor", None), int) and len(header.shape) == 2:
+    elif isinstance(getattr(model, "downsampling_factor", None), int):
         want = (hp // f, wp // f)
     else:  # unknown model: at least bound the latent by the image
         if math.prod(header.shape) * 256 > hp * wp:
@@ -281,13 +278,13 @@ def _guarded(strings: List[List[bytes]], header: StreamHeader, model: nn.Module)
     every read (at most one word per symbol plus the bypass words) to memory
     we own.
     """
-    hp, wp = header.padded_size
-    per_pixel = float(getattr(model, "symbols_per_pixel", GUARD_SYMBOLS_PER_PIXEL))
-    guard = bytes(int(4 * per_pixel * hp * wp) + 256)
+    guard = bytes(guard_size(header, model))
     return [[s + guard + bytes(8 * len(s)) for s in group] for group in strings]
 
 
-def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **controls: Any) -> Tensor:
+def decode(
+    data: bytes, model: nn.Module, *, layers: Optional[int] = None, limits: Optional[DecodeLimits] = None, **controls: Any
+) -> Tensor:
     """Decode container bytes made by :func:`encode` with the same model and weights.
 
     Args:
@@ -295,6 +292,9 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
         model: the model (same registry name and weights) that encoded it.
         layers: number of scalable refinement layers to use (``None`` = all in
             the stream); groups of later layers are ignored.
+        limits: pixels and memory this call may spend, checked on the header
+            before anything sized by the stream is allocated (default:
+            :class:`~compressai_rdc.limits.DecodeLimits` ``()``).
         **controls: decode-time controls of the model (e.g. ``beta=0.5``).
 
     Returns:
@@ -302,9 +302,13 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
         twice gives identical tensors.
 
     Raises:
-        BitstreamError: truncated, corrupt, foreign or unsupported input.
+        BitstreamError: truncated, corrupt, foreign or unsupported input,
+            or :class:`~compressai_rdc.limits.DecodeLimitError` above ``limits``.
+            An error the model raises while decoding a stream that passed every
+            check is re-raised as :class:`CorruptBitstreamError` (its cause chained).
         InvalidArgumentError: ``layers`` or a control is invalid for this stream/model.
     """
+    (limits if limits is not None else DecodeLimits()).check(read_header(data), model)
     header, strings = unpack(data)
     check_identity(header, model)
     _check_shape(header, model)
@@ -326,15 +330,39 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
     kwargs = dict(header.controls, **controls)
     if layers is not None and _accepts(model.decompress, "layers"):
         kwargs["layers"] = layers
-    with torch.no_grad():
-        out = model.decompress(_guarded(strings, header, model), torch.Size(header.shape), **kwargs)
-    x_hat = out["x_hat"]
+    x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):
         raise CorruptBitstreamError(f"decoded shape {tuple(x_hat.shape)} differs from the header's {(header.batch, 3, hp, wp)}")
     if not torch.isfinite(x_hat).all():
         raise CorruptBitstreamError("the decoded image holds NaN/inf values: the substreams are corrupt (forged CRCs?)")
     return unpad(x_hat, header.pad)
+
+
+#: what a model's ``decompress`` raises on a malformed stream that passed the
+#: container's checks (CompressAI asserts on the group count, torch raises
+#: RuntimeError on impossible shapes, our models InvalidArgumentError)
+_MODEL_STREAM_ERRORS = (InvalidArgumentError, AssertionError, RuntimeError, ValueError, TypeError, IndexError, KeyError)
+
+
+def _decompress(model: nn.Module, strings: List[List[bytes]], header: StreamHeader, kwargs: Dict[str, Any]) -> Tensor:
+    """``model.decompress(...)["x_hat"]``; errors caused by the stream become :class:`CorruptBitstreamError`.
+
+    Every control passed here was validated beforehand, so what the model
+    rejects is the stream (its group count, shape or substream contents).
+    """
+    try:
+        with torch.no_grad():
+            out = model.decompress(strings, torch.Size(header.shape), **kwargs)
+        x_hat = out["x_hat"]
+    except _MODEL_STREAM_ERRORS as exc:
+        raise CorruptBitstreamError(
+            f"{type(model).__name__}.decompress rejected the stream ({len(strings)} substream groups, "
+            f"shape {header.shape}, controls {header.controls}): {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(x_hat, Tensor):
+        raise CorruptBitstreamError(f"{type(model).__name__}.decompress returned {type(x_hat).__name__}, not an image tensor")
+    return x_hat
 
 
 def truncate(data: bytes, layers: int) -> bytes:
