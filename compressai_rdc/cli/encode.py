@@ -16,8 +16,10 @@ control (:mod:`compressai_rdc.ratecontrol`) and reports the real rate.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -48,6 +50,11 @@ def load_model(name: str, weights: Optional[Path], pretrained: bool, metric: str
 
     spec = MODELS.get(name)
     if weights is not None:
+        from compressai_rdc.zoo._pretrained import verify_weights_file
+
+        known, note = verify_weights_file(weights)  # a tampered copy of a zoo file raises ChecksumError
+        if not known:
+            print(f"note: {note}", file=sys.stderr)
         sd = clean_state_dict(load_state_dict_file(weights))
         from_sd = getattr(spec.cls, "from_state_dict", None)
         model = from_sd(sd) if from_sd is not None else create_model(name, metric=metric, weights=weights)
@@ -59,12 +66,18 @@ def load_model(name: str, weights: Optional[Path], pretrained: bool, metric: str
             "(a random initialisation cannot be decoded by anyone else)"
         )
     model = model.to(device).eval()
-    model.update()
+    model.update(force=True)  # tables from the parameters, as the zoo's loader does (see zoo.load_into)
     return model
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing file unless ``--overwrite``."""
+def check_output(path: Path, overwrite: bool, *, inputs: Tuple[Path, ...] = ()) -> None:
+    """Refuse to replace an existing file unless ``--overwrite``, and never an input
+    (the same file under any name, ``--overwrite`` or not)."""
+    for src in inputs:
+        if path.exists() and src.exists() and os.path.samefile(path, src):
+            raise InvalidArgumentError(
+                f"output {str(path)!r} is the input file {str(src)!r}; writing it would destroy the source: choose another -o"
+            )
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass --overwrite or choose another -o")
 
@@ -116,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from compressai_rdc.registry import QMAP_STRATEGIES
     from compressai_rdc.ratecontrol import encode_to_target
 
-    check_output(args.output, args.overwrite)
+    check_output(args.output, args.overwrite, inputs=(args.image,))
     if args.qmap_strategy is not None:
         QMAP_STRATEGIES.get(args.qmap_strategy)  # unknown names fail early, listing the valid ones
     model = load_model(args.model, args.weights, args.pretrained, args.metric, args.device)
