@@ -1,8 +1,8 @@
 """Resource limits for decoding, and validation of the images given to the encoder.
 
 A container is 150 bytes or more; the image it announces can be 16384² pixels
-and the decoder's memory grows with the pixels (about 370 bytes per padded
-pixel for ``rdc-versatile``). Like TurboJPEG's ``TJPARAM_MAXPIXELS`` /
+and the decoder's memory grows with the pixels (about 384 bytes per padded
+pixel for ``rdc-versatile``, 583 for ``hevrc``, measured at 768²). Like TurboJPEG's ``TJPARAM_MAXPIXELS`` /
 ``TJPARAM_MAXMEMORY`` and libavif's ``imageSizeLimit``, :class:`DecodeLimits`
 lets a caller bound what a stream may make the decoder do; it is checked on
 the header alone, before any buffer sized by the stream is allocated::
@@ -41,8 +41,9 @@ DEFAULT_MAX_PIXELS = 1 << 24
 #: default bound on the memory a decode may plan for, in bytes (4 GiB)
 DEFAULT_MAX_MEMORY = 4 << 30
 #: decoder bytes per padded pixel assumed for models that do not declare
-#: ``decode_bytes_per_pixel`` (above the 370 measured for rdc-versatile)
-DEFAULT_BYTES_PER_PIXEL = 400
+#: ``decode_bytes_per_pixel``: above the highest registered model's peak
+#: (hevrc, 583 at 768², ``python benchmarks/decode_memory.py --size 768``)
+DEFAULT_BYTES_PER_PIXEL = 640
 #: symbols per padded pixel in one substream, assumed when sizing the zero guard
 #: appended to each substream before entropy decoding; a model with denser
 #: latents sets ``model.symbols_per_pixel``
