@@ -29,14 +29,16 @@ mutation of one of them (``random.Random(f"{seed}:{arch}:{i}")``):
 =================  ==========================================================
 
 Every case runs in a worker process under an address-space limit
-(``--memory-mb`` above the worker's own size after start-up) and a wall-clock
-limit (``--timeout``); a worker that dies or overruns is restarted after the
-case. Outcomes:
+(``--memory-mb`` above the worker's own size after start-up, ``RLIMIT_AS``), a
+CPU-time limit (``--timeout``, read from ``/proc/PID/stat``) and a generous
+wall-clock limit (``--wall-timeout``); a worker that dies or overruns is
+restarted after the case. The slowest case (CPU) and the workers' peak RSS are
+reported. Outcomes:
 
 ``decoded``         a finite image of the announced size came back
 ``typed``           a :class:`~compressai_rdc.container.BitstreamError` (by subclass)
 ``untyped``         any other exception (a bug: listed with its case number)
-``over-time``       the case ran past ``--timeout`` (a bug)
+``over-time``       the case ran past ``--timeout`` CPU or ``--wall-timeout`` (a bug)
 ``over-memory``     ``MemoryError`` under the address-space limit (a bug)
 ``death``           the worker died (signal or abnormal exit; a bug)
 
@@ -317,9 +319,24 @@ def _worker(arch: str, start: int, stop: int, seed: int, opts: Dict[str, Any], c
     for i in range(start, stop):
         rng = random.Random(f"{seed}:{arch}:{i}")
         op, data = mutate(rng, seed_blobs)
+        cpu = time.process_time()
         outcome, detail = _classify(net, data, limits)
+        cpu = time.process_time() - cpu
         conn.send(("case", (i, op, outcome, detail)))
-    conn.send(("done", None))
+        if cpu > 0.5:
+            conn.send(("cpu", (i, op, round(cpu, 2))))
+    conn.send(("done", {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                        "address_space_cap_mb": round(cap / 2**20, 1)}))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux ``/proc/PID/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) -> Dict[str, Any]:
@@ -334,6 +351,8 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
     counts: Counter = Counter()
     findings: List[Tuple[int, str, str, str]] = []
     restarts, i, t0 = 0, 0, time.monotonic()
+    slowest: List[Any] = [-1, "", 0.0]  # case, operator, CPU seconds of the slowest case over 0.5 s
+    peak_rss: List[Optional[float]] = []
 
     def record(idx: int, op: str, outcome: str, detail: str) -> None:
         group = op.split("-")[0] if op.startswith("field") else op
@@ -347,14 +366,19 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
         proc.start()
         child.close()
         ready, last, eof = False, time.monotonic(), False
+        cpu_mark = 0.0
         while True:
             if not eof and parent.poll(0.5):
                 try:
                     kind, payload = parent.recv()
                 except EOFError:
                     kind, payload, eof = "eof", None, True
+                if kind == "cpu":
+                    if payload[2] > slowest[2]:
+                        slowest[:] = list(payload)
+                    continue
                 if kind in ("ready", "case"):
-                    ready, last = True, time.monotonic()
+                    ready, last, cpu_mark = True, time.monotonic(), _cpu_seconds(proc.pid)
                     if kind == "case":
                         record(*payload)
                         i = payload[0] + 1
@@ -362,6 +386,7 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
                             log(f"{arch}: {i}/{cases} cases, {time.monotonic() - t0:.0f} s")
                     continue
                 if kind == "done":
+                    peak_rss.append(payload["peak_rss_mb"] if isinstance(payload, dict) else None)
                     proc.join()
                     break
             if eof or (not proc.is_alive() and not parent.poll()):
@@ -376,10 +401,12 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
                 proc.join()
                 stopped = True
                 break
-            if ready and time.monotonic() - last > opts["timeout"]:
+            cpu_used = _cpu_seconds(proc.pid) - cpu_mark if ready else 0.0
+            wall_used = time.monotonic() - last
+            if ready and (cpu_used > opts["timeout"] or wall_used > opts["wall_timeout"]):
                 proc.kill()
                 proc.join()
-                record(i, "?", "over-time", f"> {opts['timeout']} s")
+                record(i, "?", "over-time", f"{cpu_used:.1f} s CPU, {wall_used:.1f} s wall")
                 i, restarts = i + 1, restarts + 1
                 break
         parent.close()
@@ -392,6 +419,8 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
     return {
         "arch": arch, "cases": cases, "seconds": round(time.monotonic() - t0, 1), "restarts": restarts,
         "outcomes": dict(total), "by_operator": _by_operator(counts), "typed_errors": _typed(counts),
+        "slowest_case": {"case": slowest[0], "operator": slowest[1], "cpu_s": slowest[2]},
+        "worker_peak_rss_mb": max((r for r in peak_rss if r is not None), default=None),
         "findings": findings[:200],
     }
 
@@ -427,7 +456,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--arch", action="append", help="architecture (repeatable; default: every registered one + CompressAI's)")
     p.add_argument("--cases", type=int, default=1000, help="cases per architecture")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=20.0, help="wall-clock limit per case, seconds")
+    p.add_argument("--timeout", type=float, default=10.0, help="CPU-time limit per case, seconds")
+    p.add_argument("--wall-timeout", type=float, default=300.0,
+                   help="wall-clock limit per case, seconds (catches a case blocked without using CPU; "
+                        "generous because a loaded machine stretches wall time: a 1.8 s-CPU case took 15 s)")
     p.add_argument("--memory-mb", type=int, default=1024, help="address space a case may add to the worker, MiB")
     p.add_argument("--max-pixels", type=int, default=1 << 18, help="DecodeLimits.max_pixels used for decoding")
     p.add_argument("--max-memory-mb", type=int, default=256, help="DecodeLimits.max_memory used for decoding, MiB")
@@ -435,7 +467,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", help="write the figures to this file")
     p.add_argument("--show", type=int, default=None, help="print one case's container and outcome, then exit")
     args = p.parse_args(argv)
-    opts = dict(timeout=args.timeout, memory_mb=args.memory_mb, max_pixels=args.max_pixels, max_memory_mb=args.max_memory_mb,
+    opts = dict(timeout=args.timeout, wall_timeout=args.wall_timeout, memory_mb=args.memory_mb, max_pixels=args.max_pixels, max_memory_mb=args.max_memory_mb,
                 budget_s=args.budget_s)
     archs = args.arch or architectures()
     if args.show is not None:
