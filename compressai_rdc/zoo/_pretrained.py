@@ -157,15 +157,11 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
         model.load_state_dict(sd)
     except RuntimeError as exc:
         raise WeightsFormatError(f"weights from {source} do not fit {type(model).__name__}: {exc}") from exc
-    if any(True for _ in _entropy_models(model)):
-        model.update(force=True)
-    return model
-
-
-def _entropy_models(model: nn.Module):
     from compressai.entropy_models import EntropyModel
 
-    return (m for m in model.modules() if isinstance(m, EntropyModel))
+    if any(isinstance(m, EntropyModel) for m in model.modules()):
+        model.update(force=True)
+    return model
 
 
 def _keep_exact_constants(model: nn.Module, raw: Mapping[str, torch.Tensor], sd: Dict[str, torch.Tensor]) -> None:
@@ -199,12 +195,6 @@ def _fill_missing_entropy_tables(model: nn.Module, sd: Dict[str, torch.Tensor]) 
             buffers.append("scale_table")
         for b in buffers:
             sd.setdefault(f"{name}.{b}", getattr(module, b))
-
-
-def _needs_update(model: nn.Module) -> bool:
-    from compressai.entropy_models import EntropyModel
-
-    return any(m._offset.numel() == 0 for m in model.modules() if isinstance(m, EntropyModel))
 
 
 def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadata: Optional[Dict[str, str]] = None) -> Tuple[Path, str]:
