@@ -384,7 +384,8 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
                         i = payload[0] + 1
                         if i % 1000 == 0:
                             log(f"{arch}: {i}/{cases} cases, {time.monotonic() - t0:.0f} s")
-                    continue
+                    if not (budget and time.monotonic() - t0 > budget):
+                        continue
                 if kind == "done":
                     peak_rss.append(payload["peak_rss_mb"] if isinstance(payload, dict) else None)
                     proc.join()
