@@ -5,13 +5,21 @@ Third-party packages declare::
     [project.entry-points.compressai_rdc]
     myplugin = "my_pkg.plugin"
 
-Environment variables (comma-separated entry-point names; they apply to
-third-party plugins, built-ins always load):
+Environment variables (comma-separated entries; they apply to third-party
+plugins, built-ins always load). An entry is ``distribution:name`` (the
+distribution that declares entry point ``name``, e.g.
+``compressai-rdc-example:example``) or a bare entry-point ``name``:
 
 ``COMPRESSAI_RDC_PLUGINS``
     allow-list: when set, only these entry points are loaded (empty = none).
 ``COMPRESSAI_RDC_BLOCK_PLUGINS``
     block-list: these entry points are never loaded.
+
+Entry-point names are not unique: any installed package may declare
+``example``. Two distributions declaring the same name among the plugins to
+load is refused with :class:`~compressai_rdc.errors.PluginLoadError` naming
+both (nothing is imported), so a bare name can never load an impostor;
+qualify it with the distribution, or block the other one.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ import os
 import threading
 from dataclasses import dataclass, field
 from functools import partial
-from importlib.metadata import entry_points
-from typing import Dict, List, Optional
+from importlib.metadata import EntryPoint, distributions
+from typing import Dict, List, Optional, Tuple
 
 import pluggy
 
@@ -69,6 +77,58 @@ def _env_names(var: str) -> Optional[set]:
     return {v.strip() for v in value.split(",") if v.strip()}
 
 
+def _norm(dist: str) -> str:
+    return dist.lower().replace("_", "-").replace(".", "-")
+
+
+def _matches(entry: str, dist: str, name: str) -> bool:
+    if ":" in entry:
+        want_dist, want_name = entry.split(":", 1)
+        return _norm(want_dist.strip()) == _norm(dist) and want_name.strip() == name
+    return entry == name
+
+
+def _declared_entry_points() -> List[Tuple[str, str, EntryPoint]]:
+    """``(distribution, version, entry point)`` of every installed plugin, each once
+    (a distribution found twice on ``sys.path`` counts once)."""
+    seen, out = set(), []
+    for dist in distributions():
+        dname = dist.metadata["Name"] or "?"
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP and (_norm(dname), ep.name) not in seen:
+                seen.add((_norm(dname), ep.name))
+                out.append((dname, dist.version, ep))
+    return out
+
+
+def select_entry_points(
+    declared: List[Tuple[str, str, EntryPoint]], allow: Optional[set], block: set
+) -> Tuple[List[Tuple[str, str, EntryPoint]], List[str]]:
+    """Entry points to load under the allow/block lists, and the names left out.
+
+    Raises:
+        PluginLoadError: two distributions declare one selected name.
+    """
+    chosen, by_name = [], {}
+    for dist, version, ep in declared:
+        if any(_matches(b, dist, ep.name) for b in block):
+            continue
+        if allow is not None and not any(_matches(a, dist, ep.name) for a in allow):
+            continue
+        chosen.append((dist, version, ep))
+        by_name.setdefault(ep.name, []).append(dist)
+    for name, dists in sorted(by_name.items()):
+        if len(dists) > 1:
+            raise PluginLoadError(
+                f"entry point {name!r} is declared by several distributions: {', '.join(sorted(dists))}; "
+                f"none was loaded. Name the one you mean with {ALLOW_ENV}=<distribution>:{name} "
+                f"(e.g. {ALLOW_ENV}={sorted(dists)[0]}:{name}) or block the others with "
+                f"{BLOCK_ENV}=<distribution>:{name}"
+            )
+    left_out = sorted({ep.name for _, _, ep in declared} - set(by_name))
+    return chosen, left_out
+
+
 def load_plugins() -> pluggy.PluginManager:
     """Load built-in and entry-point plugins and fill the registries, once."""
     global _pm, _loading
@@ -85,29 +145,33 @@ def load_plugins() -> pluggy.PluginManager:
             pm.register(importlib.import_module(modname), name=modname)
 
         allow, block = _env_names(ALLOW_ENV), _env_names(BLOCK_ENV) or set()
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in block or (allow is not None and ep.name not in allow):
-                pm.set_blocked(ep.name)
-        try:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as exc:  # re-raised with the plugin named and the way out
-            raise PluginLoadError(
-                f"a compressai_rdc plugin failed to load: {exc!r}. Block it with "
-                f"{BLOCK_ENV}=<entry point name> or uninstall it."
-            ) from exc
+        chosen, left_out = select_entry_points(_declared_entry_points(), allow, block)
+        for name in left_out:
+            pm.set_blocked(name)
+        dist_of: Dict[str, Tuple[str, str]] = {}
+        for dist, version, ep in chosen:
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # re-raised with the plugin named and the way out
+                raise PluginLoadError(
+                    f"the compressai_rdc plugin {ep.name!r} ({ep.value}, from {dist} {version}) failed to load: "
+                    f"{exc!r}. Block it with {BLOCK_ENV}={dist}:{ep.name} or uninstall it."
+                ) from exc
+            pm.register(plugin, name=ep.name)
+            dist_of[ep.name] = (dist, version)
 
-        dist_of = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
         info: Dict[str, PluginInfo] = {}
         for name, plugin in pm.list_name_plugin():
             if plugin is None:  # blocked
                 continue
-            dist = dist_of.get(id(plugin))
+            builtin = name in BUILTIN_PLUGINS
+            dist, version = dist_of.get(name, ("compressai-rdc", _own_version()) if builtin else (None, None))
             info[name] = PluginInfo(
                 name=name,
                 module=getattr(plugin, "__name__", repr(plugin)),
-                builtin=name in BUILTIN_PLUGINS,
-                distribution=dist.project_name if dist else ("compressai-rdc" if name in BUILTIN_PLUGINS else None),
-                version=dist.version if dist else (_own_version() if name in BUILTIN_PLUGINS else None),
+                builtin=builtin,
+                distribution=dist,
+                version=version,
             )
 
         _loading = pm

@@ -38,7 +38,7 @@ from torch import Tensor
 if TYPE_CHECKING:  # pragma: no cover
     from compressai_rdc.ratecontrol import RateControl
 
-__all__ = ["Codec", "CodecHooks", "accepted_names", "accepts", "hooks"]
+__all__ = ["RESERVED_NAMES", "Codec", "CodecHooks", "accepted_names", "accepts", "hooks"]
 
 #: default padding multiple (CompressAI's hyperprior models downsample by 64)
 DEFAULT_DOWNSAMPLING = 64
@@ -46,6 +46,13 @@ DEFAULT_DOWNSAMPLING = 64
 DEFAULT_STRIDE = 16
 #: default bound on latent symbols per padded pixel in one substream
 DEFAULT_SYMBOLS_PER_PIXEL = 1.5
+#: decoder bytes per padded pixel assumed by the decode limits for models that do not
+#: state theirs: above the highest registered model's peak (hevrc, 583 at 768²,
+#: ``python benchmarks/decode_memory.py --size 768``)
+DEFAULT_DECODE_BYTES_PER_PIXEL = 640
+#: parameters of ``compress``/``decompress`` that are data, never controls (a stream
+#: storing a control of one of these names is corrupt)
+RESERVED_NAMES = frozenset({"self", "x", "strings", "shape"})
 
 
 def accepts(fn: Callable, name: str) -> bool:
@@ -66,6 +73,7 @@ class Codec(Protocol):
     downsampling_factor: int
     stride: int
     symbols_per_pixel: float
+    decode_bytes_per_pixel: float
 
     def forward(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
 
@@ -95,6 +103,7 @@ class CodecHooks:
     downsampling_factor: int = DEFAULT_DOWNSAMPLING
     stride: int = DEFAULT_STRIDE
     symbols_per_pixel: float = DEFAULT_SYMBOLS_PER_PIXEL
+    decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
 
     def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
         """``None``: the codec bounds ``shape`` by the image size only."""
@@ -103,7 +112,7 @@ class CodecHooks:
     def stream_controls(self, **controls: Any) -> Dict[str, float]:
         """The scalar controls ``decompress`` takes by name (none, called without arguments)."""
         return {k: float(v) for k, v in controls.items()
-                if accepts(self.decompress, k) and isinstance(v, (bool, int, float))}
+                if k not in RESERVED_NAMES and accepts(self.decompress, k) and isinstance(v, (bool, int, float))}
 
     @property
     def declares_stream_controls(self) -> bool:
@@ -141,7 +150,7 @@ class _Foreign(CodecHooks):
         #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
-        for name in ("stride", "symbols_per_pixel", "stream_shape", "stream_controls", "substream_layers", "check_controls",
+        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "stream_shape", "stream_controls", "substream_layers", "check_controls",
                      "rate_likelihoods", "rate_control"):
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))

@@ -3,6 +3,8 @@ documented order, sha256 verification, safetensors only, wrappers and entropy-co
 
 from __future__ import annotations
 
+import copy
+
 
 import pytest
 import torch
@@ -80,12 +82,17 @@ def test_pretrained_from_env_dir_verified_and_buffers_restored(zoo_model, monkey
     monkeypatch.setenv(WEIGHTS_ENV, str(path.parent))
     loaded = create_model("zoo-test", quality=3, pretrained=True)
     assert not loaded.training and loaded.default_gain == 3.0
-    # fp16 storage: parameters equal the fp16-rounded originals; buffers (entropy tables,
-    # likelihood bound 1e-9, which fp16 would flush to zero) identical
+    # fp16 storage: parameters equal the fp16-rounded originals; buffers (likelihood bound
+    # 1e-9, which fp16 would flush to zero) identical; entropy tables recomputed from the
+    # loaded parameters, so update(force=True) changes nothing (zoo.load_into)
     params = {k for k, _ in net.named_parameters()}
+    again = copy.deepcopy(loaded)
+    again.update(force=True)
     for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
         if k in params:
             assert torch.equal(a.half().float(), b), k
+        elif k.endswith(("_quantized_cdf", "_offset", "_cdf_length")):
+            assert torch.equal(b, again.state_dict()[k]), k
         else:
             assert torch.equal(a, b), k
     assert loaded.gaussian_conditional.likelihood_lower_bound.bound.item() > 0

@@ -18,8 +18,10 @@ and reports the real rate.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -47,11 +49,23 @@ def load_model(name: str, weights: Optional[Path], pretrained: bool, metric: str
             f"model {name!r} needs weights: pass --weights <file.safetensors> or --pretrained "
             "(a random initialisation cannot be decoded by anyone else)"
         )
+    if weights is not None:
+        from compressai_rdc.zoo._pretrained import verify_weights_file
+
+        known, note = verify_weights_file(weights)  # a tampered copy of a zoo file raises ChecksumError
+        if not known:
+            print(f"note: {note}", file=sys.stderr)
     return zoo_load_model(name, weights, pretrained, metric, device)
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing file unless ``--overwrite``."""
+def check_output(path: Path, overwrite: bool, *, inputs: Tuple[Path, ...] = ()) -> None:
+    """Refuse to replace an existing file unless ``--overwrite``, and never an input
+    (the same file under any name, ``--overwrite`` or not)."""
+    for src in inputs:
+        if path.exists() and src.exists() and os.path.samefile(path, src):
+            raise InvalidArgumentError(
+                f"output {str(path)!r} is the input file {str(src)!r}; writing it would destroy the source: choose another -o"
+            )
     if path.exists() and not overwrite:
         raise FileExistsError(f"{str(path)!r} exists; pass --overwrite or choose another -o")
 
@@ -115,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from compressai_rdc.registry import QMAP_STRATEGIES
     from compressai_rdc.ratecontrol import encode_to_target
 
-    check_output(args.output, args.overwrite)
+    check_output(args.output, args.overwrite, inputs=(args.image,))
     if args.qmap_strategy is not None:
         QMAP_STRATEGIES.get(args.qmap_strategy)  # unknown names fail early, listing the valid ones
     model = load_model(args.model, args.weights, args.pretrained, args.metric, args.device)

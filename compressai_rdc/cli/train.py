@@ -34,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from compressai_rdc.errors import InvalidArgumentError
     from compressai_rdc.training.recipes import list_configs, load_config
+    from compressai_rdc.training import distributed
     from compressai_rdc.training.trainer import Trainer
 
     if args.list:
@@ -49,17 +50,22 @@ def run(args: argparse.Namespace) -> int:
         config["data"]["train"] = args.data
     if args.seed is not None:
         config["seed"] = args.seed
-    trainer = Trainer(
-        config,
-        args.out,
-        device=args.device,
-        resume=args.resume,
-        init_weights=args.init_weights,
-        progress=not args.no_progress,
-    )
-    trainer.fit(max_minutes=args.max_minutes, max_steps=args.max_steps)
-    if args.export:
-        path, digest = trainer.export(args.export)
-        if trainer.is_main:
-            print(f"exported {path} sha256={digest}")
+    ok = False
+    try:
+        trainer = Trainer(
+            config,
+            args.out,
+            device=args.device,
+            resume=args.resume,
+            init_weights=args.init_weights,
+            progress=not args.no_progress,
+        )
+        trainer.fit(max_minutes=args.max_minutes, max_steps=args.max_steps)
+        if args.export:
+            path, digest = trainer.export(args.export)
+            if trainer.is_main:
+                print(f"exported {path} sha256={digest}")
+        ok = True
+    finally:
+        distributed.teardown(sync=ok)  # gloo threads must be joined before exit (see teardown)
     return 0

@@ -230,6 +230,10 @@ class RDCVersatile(CodecHooks, CompressionModel):
     def residual_layers(self) -> int:
         return self.residual.num_layers
 
+    #: peak decoder memory per padded pixel, for :class:`compressai_rdc.limits.DecodeLimits`
+    #: (384 measured at 768² for rdc-versatile and rdc-qmap: ``python benchmarks/decode_memory.py``)
+    decode_bytes_per_pixel: int = 420
+
     @property
     def downsampling_factor(self) -> int:
         """Inputs need H and W multiples of 16 (the hyperprior is cropped to fit)."""

@@ -139,8 +139,15 @@ def clean_state_dict(state_dict: Mapping, *, cast: bool = True) -> Dict[str, tor
 def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dict") -> nn.Module:
     """Load ``state_dict`` into ``model``, resizing CompressAI's entropy-coder buffers.
 
-    Models whose saved entropy-coder tables are empty are updated afterwards so
-    that ``compress`` works immediately.
+    The entropy-coder tables are then recomputed from the loaded parameters
+    (``model.update(force=True)``). Tables are a function of the parameters, but
+    a file's tables may have been computed before its parameters were rounded to
+    fp16 (the shipped ``rdc-versatile`` file: 6 of its 6 table buffers differ
+    from a recomputation); a stream made after a caller's own
+    ``update(force=True)`` would then decode to NaN on a model that kept the
+    file's tables, and the weights hash (:func:`compressai_rdc.codec.weights_hash`)
+    rightly refuses it. Recomputing at load makes ``update(force=True)`` a no-op
+    on loaded weights, so both sides hold the same tables.
     """
     raw = clean_state_dict(state_dict, cast=False)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
@@ -150,7 +157,9 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
         model.load_state_dict(sd)
     except RuntimeError as exc:
         raise WeightsFormatError(f"weights from {source} do not fit {type(model).__name__}: {exc}") from exc
-    if _needs_update(model):
+    from compressai.entropy_models import EntropyModel
+
+    if any(isinstance(m, EntropyModel) for m in model.modules()):
         model.update(force=True)
     return model
 
@@ -188,12 +197,6 @@ def _fill_missing_entropy_tables(model: nn.Module, sd: Dict[str, torch.Tensor]) 
             sd.setdefault(f"{name}.{b}", getattr(module, b))
 
 
-def _needs_update(model: nn.Module) -> bool:
-    from compressai.entropy_models import EntropyModel
-
-    return any(m._offset.numel() == 0 for m in model.modules() if isinstance(m, EntropyModel))
-
-
 def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadata: Optional[Dict[str, str]] = None) -> Tuple[Path, str]:
     """Write ``model``'s state dict as safetensors and return ``(path, sha256)``.
     Refuses to overwrite a file.
@@ -219,3 +222,66 @@ def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadat
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=metadata)
     return path, sha256_file(path)
+
+
+def known_weights(path: PathLike) -> Optional[Tuple[str, str, str]]:
+    """``(model, key, sha256)`` of the zoo entry whose file name is ``path``'s name, else ``None``."""
+    from compressai_rdc.registry import MODELS
+
+    name = Path(path).name
+    for model in MODELS.names():
+        for key, spec in MODELS.get(model).weights.items():
+            if spec.file == name:
+                return model, key, spec.sha256
+    return None
+
+
+def verify_weights_file(path: PathLike) -> Tuple[bool, str]:
+    """Check a user-given weights file against the zoo by its file name.
+
+    A file named like a registered weights file must have that file's sha256
+    (:class:`ChecksumError` otherwise: a tampered or truncated copy). Returns
+    ``(known, message)``: ``known`` is False for a file the zoo does not know,
+    and ``message`` says plainly which case applies, with the file's digest.
+    """
+    path = Path(path)
+    entry = known_weights(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False, f"weights {str(path)!r}"
+    actual = sha256_file(path)
+    if entry is None:
+        return False, (f"using unregistered weights {str(path)!r} (sha256 {actual}): "
+                       "not a zoo file, so nothing vouches for its contents")
+    model, key, expected = entry
+    if actual != expected:
+        raise ChecksumError(
+            f"{str(path)!r} has the name of the zoo's {model} ({key}) weights but sha256 {actual}, "
+            f"expected {expected}: the file is corrupt or was modified"
+        )
+    return True, f"verified zoo weights {model} ({key}) {str(path)!r}, sha256 {actual}"
+
+
+def read_tensors_file(path: PathLike) -> Dict[str, object]:
+    """Read a checkpoint without ever unpickling code.
+
+    ``.safetensors`` files are read by :func:`load_state_dict_file`; any other
+    file with ``torch.load(weights_only=True)`` (explicitly: torch < 2.6
+    defaults to full unpickling), which only rebuilds tensors and plain
+    containers.
+
+    Raises:
+        WeightsFormatError: the file needs pickled code (or is not a checkpoint).
+    """
+    import pickle
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_state_dict_file(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
+        raise WeightsFormatError(
+            f"checkpoint {str(path)!r} is not a tensors-only file ({type(exc).__name__}: {str(exc)[:200]}); "
+            "compressai-rdc never unpickles code: save a state dict (safetensors, or torch.save of tensors)"
+        ) from exc
+
