@@ -145,7 +145,10 @@ class _Foreign(CodecHooks):
 
     def __init__(self, model: Any):
         self.model = model
-        self.forward, self.compress, self.decompress, self.update = model.forward, model.compress, model.decompress, model.update
+        # delegated as far as the model has them (a bare module still gets the attribute defaults)
+        for name in ("forward", "compress", "decompress", "update"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
         f = getattr(model, "downsampling_factor", None)
         #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
