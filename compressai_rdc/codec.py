@@ -22,6 +22,10 @@ duck-typed hooks:
 ``model.substream_layers(num_groups, **controls) -> list[int]``
     refinement-layer tag of each string group (0 = always needed, j = layer j);
     :func:`truncate` drops groups with tag > k. Default: all 0.
+``model.layers_read(**decode_controls) -> int | None``
+    refinement layers a decode with these controls reads (``None`` = all); e.g.
+    the RDC models read none at β = 1. :func:`decode` drops the others before
+    decoding and :func:`bytes_read` counts only what is read.
 ``model.check_controls(**controls)``
     raises :class:`~compressai_rdc.errors.InvalidArgumentError` for invalid
     control values; used to reject hostile stored values before decoding.
@@ -32,7 +36,8 @@ duck-typed hooks:
 ``model.symbols_per_pixel``
     upper bound on latent symbols per padded pixel in one substream (default 1.5).
 
-bpp is always computed from these bytes: :func:`bits_per_pixel`.
+bpp is always computed from these bytes: :func:`bits_per_pixel` of :func:`bytes_read`
+(the substreams the chosen decode reads).
 """
 
 from __future__ import annotations
@@ -308,11 +313,10 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
     header, strings = unpack(data)
     check_identity(header, model)
     _check_shape(header, model)
-    available = header.num_layers
-    if layers is not None:
-        if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
-            raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
-        strings = [s for s, t in zip(strings, header.layers) if t <= layers]
+    layers = _check_layers(header, layers)
+    read = _layers_read(header, model, layers, controls)
+    if read < header.num_layers:
+        strings = [s for s, t in zip(strings, header.layers) if t <= read]
     clash = sorted(set(controls) & set(header.controls))
     if clash:
         raise InvalidArgumentError(f"control(s) {clash} are fixed at encode time and stored in the stream")
@@ -325,7 +329,7 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
         raise CorruptBitstreamError(f"stream controls {header.controls} are invalid for this model: {exc}") from exc
     kwargs = dict(header.controls, **controls)
     if layers is not None and _accepts(model.decompress, "layers"):
-        kwargs["layers"] = layers
+        kwargs["layers"] = read
     with torch.no_grad():
         out = model.decompress(_guarded(strings, header, model), torch.Size(header.shape), **kwargs)
     x_hat = out["x_hat"]
@@ -337,6 +341,36 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
     return unpad(x_hat, header.pad)
 
 
+def _check_layers(header: StreamHeader, layers: Optional[int]) -> Optional[int]:
+    available = header.num_layers
+    if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available)):
+        raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
+    return layers
+
+
+def _layers_read(header: StreamHeader, model: nn.Module, layers: Optional[int], controls: Dict[str, Any]) -> int:
+    """Refinement layers a decode with ``layers`` and ``controls`` reads."""
+    read = header.num_layers if layers is None else layers
+    hook = getattr(model, "layers_read", None)
+    if hook is not None:
+        wanted = hook(layers=layers, **{k: v for k, v in controls.items() if _accepts(hook, k)})
+        if wanted is not None:
+            read = min(read, int(wanted))
+    return read
+
+
+def bytes_read(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **controls: Any) -> bytes:
+    """The container holding only the substreams that ``decode(data, model, layers=, **controls)`` reads.
+
+    Its length is the honest rate of that decode: an RDC stream decoded at
+    β = 1 reads the primary substreams only, whatever else the stream holds.
+    Decoding the result gives the same image as decoding ``data``.
+    """
+    header = read_header(data)
+    read = _layers_read(header, model, _check_layers(header, layers), controls)
+    return data if read == header.num_layers else truncate(data, read)
+
+
 def truncate(data: bytes, layers: int) -> bytes:
     """Drop scalable refinement layers > ``layers`` without decoding anything.
 
@@ -344,9 +378,9 @@ def truncate(data: bytes, layers: int) -> bytes:
     ``layers`` refinement layers; its substreams are byte-identical to the input's.
     """
     header, strings = unpack(data)
-    available = header.num_layers
-    if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
-        raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
+    if layers is None:
+        raise InvalidArgumentError(f"layers=None is invalid: give the number of refinement layers to keep (0..{header.num_layers})")
+    _check_layers(header, layers)
     keep = [i for i, t in enumerate(header.layers) if t <= layers]
     return pack(
         StreamHeader(**{**header.__dict__, "layers": tuple(header.layers[i] for i in keep)}),
@@ -362,6 +396,7 @@ def bits_per_pixel(data: bytes, header: Optional[StreamHeader] = None) -> float:
 
 __all__ = [
     "bits_per_pixel",
+    "bytes_read",
     "check_identity",
     "decode",
     "encode",

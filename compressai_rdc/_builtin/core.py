@@ -8,13 +8,21 @@ from compressai_rdc.hookspecs import hookimpl
 
 
 def _configure_eval_model(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of CompressAI's eval_model (see --help there)")
+    parser.usage = "compressai-rdc eval-model [-h] [--beta BETA] {pretrained,checkpoint} DATASET -a ARCH ..."
+    parser.add_argument(
+        "--beta", type=float, default=None,
+        help="decode β of models with a β control (default: the weights' decode_beta; see `compressai-rdc models`)",
+    )
+    parser.add_argument(
+        "args", nargs=argparse.REMAINDER,
+        help="CompressAI's eval_model arguments (`compressai-rdc eval-model pretrained --help` lists them)",
+    )
 
 
 def _run_eval_model(args: argparse.Namespace) -> int:
     from compressai_rdc.eval_model import main
 
-    main(args.args)
+    main(args.args, beta=args.beta)
     return 0
 
 

@@ -60,8 +60,9 @@ def register_qmap_strategies(register):
 
 @hookimpl
 def register_commands(register):
-    from compressai_rdc.cli import decode, encode, qmap
+    from compressai_rdc.cli import decode, encode, qmap, truncate
 
     register("encode", encode.configure, run=encode.run, help="compress an image to a .rdc container (fixed rate or target bpp)")
     register("decode", decode.configure, run=decode.run, help="decode a .rdc container to an image (decode-time beta / layers)")
+    register("truncate", truncate.configure, run=truncate.run, help="keep the first k residual layers of a .rdc container (no model needed)")
     register("qmap", qmap.configure, run=qmap.run, help="importance map, quality map and a model's bit allocation side by side")

@@ -11,18 +11,24 @@ RDC models (0..L−1), or the Γ level ``t ∈ [0, 2]`` of a quality-map model
 (``q = t·v`` up to ``t = 1``, then rising to 1; with the default ``uniform``
 strategy ``--rate 0.3`` codes with ``q ≡ 0.3``). ``--target-bpp`` searches that
 control (:mod:`compressai_rdc.ratecontrol`) and reports the real rate.
+
+RDC models code, without ``--layers``, what a decode at the weights' default β
+reads (the shipped ``rdc-versatile`` weights: β = 1, primary substreams only),
+so the written bytes, and a ``--target-bpp``, are the rate of that decode; the
+command says which. ``--layers K`` codes K residual layers for decodes at β < 1.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Dict, Optional
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from compressai_rdc.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # the CLI imports PyTorch only when a command runs (fast --help)
+    import torch
+    from torch import nn
 
 
 # -- shared by encode / decode / qmap -------------------------------------------
@@ -104,9 +110,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--rate", type=float, help="the model's rate control (RDC gain level; Γ level in [0, 2] for quality maps)")
-    group.add_argument("--target-bpp", type=float, help="search the rate control for this bpp (container bytes)")
+    group.add_argument("--target-bpp", type=float, help="search the rate control for this bpp (container bytes = the rate of the decode at the weights' default β; see --layers)")
     parser.add_argument("--qmap-strategy", default=None, help="quality-map strategy (compressai-rdc qmap --help); default uniform")
-    parser.add_argument("--layers", type=int, default=None, help="scalable residual layers to code (RDC models)")
+    parser.add_argument("--layers", type=int, default=None, help="scalable residual layers to code (RDC models; default: those the default-β decode reads)")
     parser.add_argument("--method", choices=("brent", "golden"), default="brent", help="search method for --target-bpp")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
@@ -137,5 +143,19 @@ def run(args: argparse.Namespace) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(data)
     h, w = x.shape[-2:]
-    print(f"{args.output}: {len(data)} bytes, {codec.bits_per_pixel(data):.4f} bpp ({w}x{h}, {args.model}; {note})")
+    print(f"{args.output}: {len(data)} bytes, {codec.bits_per_pixel(data):.4f} bpp ({w}x{h}, {args.model}; {note}){targeted_decode(model, data)}")
     return 0
+
+
+def targeted_decode(model: "nn.Module", data: bytes) -> str:
+    """Which decode these bytes are the rate of (RDC models): its β and the residual layers coded."""
+    from compressai_rdc import codec
+
+    beta = getattr(model, "default_beta", None)
+    if beta is None:
+        return ""
+    header = codec.read_header(data)
+    layers = f"{header.num_layers} residual layer(s) coded"
+    if header.num_layers == 0:
+        layers += "; --layers K codes K for decodes at β < 1"
+    return f"\n  the stream is what a decode at β={beta:g} (these weights' default) reads: {layers}"

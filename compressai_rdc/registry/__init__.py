@@ -1,8 +1,10 @@
 """Name tables of everything plugins register, and the specs they store.
 
 One :class:`Registry` per kind (models, components, losses, quality-map
-strategies, tasks, commands). Looking a name up loads the plugins first
-(lazily, once), so ``MODELS.get("rdc-versatile")`` works in a fresh process.
+strategies, tasks, commands). Looking a name up loads the plugins and runs
+their hooks of that kind first (lazily, once per kind), so
+``MODELS.get("rdc-versatile")`` works in a fresh process and listing the CLI
+commands imports no model code.
 Each entry records which plugin registered it, for ``compressai-rdc plugins``.
 
 Model entries are :class:`ModelSpec` records; the CompressAI bridge
@@ -78,9 +80,9 @@ class Registry(Generic[T]):
 
     # -- lookup ------------------------------------------------------------------
     def _loaded(self) -> Dict[str, Entry[T]]:
-        from compressai_rdc._plugins import load_plugins
+        from compressai_rdc._plugins import fill_registry
 
-        load_plugins()
+        fill_registry(self)  # runs the plugins' hooks of this kind, once
         return self._entries
 
     def get(self, name: str) -> T:
@@ -128,24 +130,43 @@ def _same(a: Any, b: Any) -> bool:
 # -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WeightSpec:
-    """Where the pretrained weights of one model (metric, quality) live.
+    """Where the pretrained weights of one model (metric, quality) live, and how to decode with them.
+
+    Like timm's ``pretrained_cfg``, the spec travels with the weights: whatever
+    the weights need at decode time is recorded here, not in the callers.
 
     Attributes:
-        file: file name (``*.safetensors``), looked up inside the package's
-            ``zoo/weights`` folder and then in ``$COMPRESSAI_RDC_WEIGHTS``.
+        file: file name (``*.safetensors``). Looked up inside ``package`` when it
+            is set (a plugin shipping its own weights: ``package="my_pkg"``,
+            ``file="weights/w.safetensors"``), else in compressai-rdc's
+            ``zoo/weights`` folder; then in ``$COMPRESSAI_RDC_WEIGHTS``.
         sha256: hex digest the file must have.
         description: how the weights were trained (data, steps, recipe).
+        decode_beta: the β these weights give their best images at, used as the
+            model's default β (CLI ``decode``, ``demo``, ``eval``, CompressAI's
+            ``eval_model`` through ``forward``) for models with a ``default_beta``.
+            ``None`` keeps the model's own default. Weights whose residual branch
+            is untrained say 1.0 (primary branch only).
+        package: importable package whose folder holds ``file`` (``None`` = compressai-rdc's zoo).
     """
 
     file: str
     sha256: str
     description: str = ""
+    decode_beta: Optional[float] = None
+    package: Optional[str] = None
 
     def __post_init__(self):
         if not self.file.endswith(".safetensors"):
             raise RegistrationError(f"weights file {self.file!r} must be a .safetensors file")
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
-            raise RegistrationError(f"sha256 of {self.file!r} must be 64 lower-case hex digits, got {self.sha256!r}")
+            raise RegistrationError(
+                f"sha256 of {self.file!r} must be 64 lower-case hex digits, got {self.sha256!r} "
+                "(compute it with `sha256sum FILE` or compressai_rdc.zoo.sha256_file)"
+            )
+        b = self.decode_beta
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b <= 1.0):
+            raise RegistrationError(f"decode_beta of {self.file!r} must be None or a number in [0, 1], got {b!r}")
 
 
 @dataclass(frozen=True)

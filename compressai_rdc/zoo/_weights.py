@@ -2,6 +2,8 @@
 
 Keys are ``"<metric>"`` (one file serves every quality of a variable-rate model)
 or ``"<metric>-<quality>"``. Files live in ``compressai_rdc/zoo/weights/``.
+``decode_beta`` is the β the weights are best decoded at; it becomes the
+model's default β everywhere (CLI, demo, eval, CompressAI's ``eval_model``).
 How each file was trained: ``scripts/release_train.sh`` and the Results page.
 """
 
@@ -22,6 +24,9 @@ PRETRAINED: Dict[str, Dict[str, WeightSpec]] = {
                 "beta=1 (primary branch) until stage II weights ship. Far from the targets: imagenet-dev top-1 "
                 "5.6-24.4 % at beta=1 (0.18-1.57 bpp); for trying the API and the demo"
             ),
+            # the residual branch is untrained: beta=1 (primary substreams only) gives the best images.
+            # Set to 0.0 when weights with a trained residual branch ship.
+            decode_beta=1.0,
         ),
     },
 }
