@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
 from compressai_rdc.cli.encode import add_model_arguments, check_output, load_input, load_model
 from compressai_rdc.errors import InvalidArgumentError
@@ -36,8 +36,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
-def bit_allocation(model: torch.nn.Module, x: torch.Tensor, qmap: torch.Tensor) -> torch.Tensor:
+if TYPE_CHECKING:  # the CLI imports PyTorch only when a command runs (fast --help)
+    import torch
+
+
+def bit_allocation(model: "torch.nn.Module", x: "torch.Tensor", qmap: "torch.Tensor") -> "torch.Tensor":
     """Estimated bits of ``ŷ`` per latent position, ``(1, 1, H, W)`` at image size (nearest)."""
+    import torch
+
     from compressai_rdc.ratecontrol import _padded
 
     xp, pad = _padded(model, x)
