@@ -13,11 +13,13 @@
 Works with CompressAI's own models (``mbt2018-mean``, ...) and every model in
 the compressai-rdc registry. What a model may refine (padding multiple, stored
 controls, refinement layers, control checks, expected ``shape``, symbol
-density) is the contract of :mod:`compressai_rdc.contract`, read here through
+density, the refinement layers a decode reads) is the contract of
+:mod:`compressai_rdc.contract`, read here through
 :func:`~compressai_rdc.contract.hooks`. Target-rate encoding sits above this
 module: :func:`compressai_rdc.ratecontrol.encode_to_target`.
 
-bpp is always computed from these bytes: :func:`bits_per_pixel`.
+bpp is always computed from these bytes: :func:`bits_per_pixel` of :func:`bytes_read`
+(the substreams the chosen decode reads).
 """
 
 from __future__ import annotations
@@ -273,11 +275,10 @@ def decode(
     header, strings = unpack(data)
     check_identity(header, model)
     _check_shape(header, model)
-    available = header.num_layers
-    if layers is not None:
-        if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
-            raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
-        strings = [s for s, t in zip(strings, header.layers) if t <= layers]
+    layers = _check_layers(header, layers)
+    read = _layers_read(header, model, layers, controls)
+    if read < header.num_layers:
+        strings = [s for s, t in zip(strings, header.layers) if t <= read]
     clash = sorted(set(controls) & set(header.controls))
     if clash:
         raise InvalidArgumentError(f"control(s) {clash} are fixed at encode time and stored in the stream")
@@ -290,7 +291,7 @@ def decode(
         raise CorruptBitstreamError(f"stream controls {header.controls} are invalid for this model: {exc}") from exc
     kwargs = dict(header.controls, **controls)
     if layers is not None and accepts(model.decompress, "layers"):
-        kwargs["layers"] = layers
+        kwargs["layers"] = read
     x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):
@@ -326,6 +327,35 @@ def _decompress(model: nn.Module, strings: List[List[bytes]], header: StreamHead
     return x_hat
 
 
+def _check_layers(header: StreamHeader, layers: Optional[int]) -> Optional[int]:
+    available = header.num_layers
+    if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available)):
+        raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
+    return layers
+
+
+def _layers_read(header: StreamHeader, model: nn.Module, layers: Optional[int], controls: Dict[str, Any]) -> int:
+    """Refinement layers a decode with ``layers`` and ``controls`` reads."""
+    read = header.num_layers if layers is None else layers
+    hook = hooks(model).layers_read
+    wanted = hook(layers=layers, **{k: v for k, v in controls.items() if accepts(hook, k)})
+    if wanted is not None:
+        read = min(read, int(wanted))
+    return read
+
+
+def bytes_read(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **controls: Any) -> bytes:
+    """The container holding only the substreams that ``decode(data, model, layers=, **controls)`` reads.
+
+    Its length is the honest rate of that decode: an RDC stream decoded at
+    β = 1 reads the primary substreams only, whatever else the stream holds.
+    Decoding the result gives the same image as decoding ``data``.
+    """
+    header = read_header(data)
+    read = _layers_read(header, model, _check_layers(header, layers), controls)
+    return data if read == header.num_layers else truncate(data, read)
+
+
 def truncate(data: bytes, layers: int) -> bytes:
     """Drop scalable refinement layers > ``layers`` without decoding anything.
 
@@ -333,9 +363,9 @@ def truncate(data: bytes, layers: int) -> bytes:
     ``layers`` refinement layers; its substreams are byte-identical to the input's.
     """
     header, strings = unpack(data)
-    available = header.num_layers
-    if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
-        raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
+    if layers is None:
+        raise InvalidArgumentError(f"layers=None is invalid: give the number of refinement layers to keep (0..{header.num_layers})")
+    _check_layers(header, layers)
     keep = [i for i, t in enumerate(header.layers) if t <= layers]
     return pack(
         StreamHeader(**{**header.__dict__, "layers": tuple(header.layers[i] for i in keep)}),
@@ -351,6 +381,7 @@ def bits_per_pixel(data: bytes, header: Optional[StreamHeader] = None) -> float:
 
 __all__ = [
     "bits_per_pixel",
+    "bytes_read",
     "check_identity",
     "decode",
     "encode",

@@ -23,6 +23,9 @@ hook                                       meaning                              
 ``substream_layers(num_groups, **c)``      refinement-layer tag of each string group             all 0
 ``check_controls(**controls)``             raise :class:`~compressai_rdc.errors.InvalidArgumentError` accept everything
                                            for invalid control values
+``layers_read(layers, **decode_controls)`` refinement layers a decode reads (RDC at β = 1:      ``None`` (all)
+                                           none); the rate counts only those
+``decode_bytes_per_pixel``                 decoder memory per padded pixel (decode limits)       640
 ``rate_likelihoods(x, **controls)``        likelihoods without the synthesis transform           ``forward(...)["likelihoods"]``
 ``rate_control(x, control, **fixed)``      the scalar rate control of this model on ``x``         :func:`compressai_rdc.ratecontrol.generic_rate_control`
 =========================================  ====================================================  =====================
@@ -91,6 +94,8 @@ class Codec(Protocol):
 
     def check_controls(self, **controls: Any) -> None: ...
 
+    def layers_read(self, layers: Optional[int] = None, **decode_controls: Any) -> Optional[int]: ...
+
     def rate_likelihoods(self, x: Tensor, **controls: Any) -> Any: ...
 
     def rate_control(self, x: Tensor, control: str = "auto", **fixed: Any) -> "RateControl": ...
@@ -127,6 +132,12 @@ class CodecHooks:
     def check_controls(self, **controls: Any) -> None:
         """Accept every value (``compress``/``decompress`` validate their own)."""
 
+    def layers_read(self, layers: Optional[int] = None, **decode_controls: Any) -> Optional[int]:
+        """Refinement layers a decode with these controls reads (``None`` = all in the
+        stream); :func:`compressai_rdc.codec.decode` drops the others and
+        :func:`~compressai_rdc.codec.bytes_read` counts only what is read."""
+        return None
+
     def rate_likelihoods(self, x: Tensor, **controls: Any) -> Any:
         """Likelihoods of a forward pass (override to skip the synthesis transform)."""
         return self(x, **controls)["likelihoods"]
@@ -153,7 +164,8 @@ class _Foreign(CodecHooks):
         #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
-        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "stream_shape", "stream_controls", "substream_layers", "check_controls",
+        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "stream_shape", "stream_controls",
+                     "substream_layers", "check_controls", "layers_read",
                      "rate_likelihoods", "rate_control"):
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))

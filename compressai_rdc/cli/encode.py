@@ -13,6 +13,11 @@ is the Γ level ``t ∈ [0, 2]`` of a quality-map model (``q = t·v`` up to
 ``t = 1``, then rising to 1; with the default ``uniform`` strategy ``--level
 0.3`` codes with ``q ≡ 0.3``). ``--target-bpp`` searches the model's control
 and reports the real rate.
+
+RDC models code, without ``--layers``, what a decode at the weights' default β
+reads (for weights whose residual is untrained: β = 1, primary substreams only),
+so the written bytes, and a ``--target-bpp``, are the rate of that decode; the
+command says which. ``--layers K`` codes K residual layers for decodes at β < 1.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from compressai_rdc.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # the CLI imports PyTorch only when a command runs (fast --help)
+    import torch
+    from torch import nn
 
 
 # -- shared by encode / decode / qmap -------------------------------------------
@@ -116,9 +122,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--rate", type=float, help="gain level of the RDC models (0..L-1)")
     group.add_argument("--level", type=float, help="quality-map level t in [0, 2] (hevrc, rdc-qmap): q = Γ_t(importance)")
-    group.add_argument("--target-bpp", type=float, help="search the rate control for this bpp (container bytes)")
+    group.add_argument("--target-bpp", type=float, help="search the rate control for this bpp (container bytes = the rate of the decode at the weights' default β; see --layers)")
     parser.add_argument("--qmap-strategy", default=None, help="quality-map strategy (compressai-rdc qmap --help); default uniform")
-    parser.add_argument("--layers", type=int, default=None, help="scalable residual layers to code (RDC models)")
+    parser.add_argument("--layers", type=int, default=None, help="scalable residual layers to code (RDC models; default: those the default-β decode reads)")
     parser.add_argument("--method", choices=("brent", "golden", "bounded"), default="brent",
                         help="search method for --target-bpp (compressai_rdc.ratecontrol.search_rate)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -150,5 +156,19 @@ def run(args: argparse.Namespace) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(data)
     h, w = x.shape[-2:]
-    print(f"{args.output}: {len(data)} bytes, {codec.bits_per_pixel(data):.4f} bpp ({w}x{h}, {args.model}; {note})")
+    print(f"{args.output}: {len(data)} bytes, {codec.bits_per_pixel(data):.4f} bpp ({w}x{h}, {args.model}; {note}){targeted_decode(model, data)}")
     return 0
+
+
+def targeted_decode(model: "nn.Module", data: bytes) -> str:
+    """Which decode these bytes are the rate of (RDC models): its β and the residual layers coded."""
+    from compressai_rdc import codec
+
+    beta = getattr(model, "default_beta", None)
+    if beta is None:
+        return ""
+    header = codec.read_header(data)
+    layers = f"{header.num_layers} residual layer(s) coded"
+    if header.num_layers == 0:
+        layers += "; --layers K codes K for decodes at β < 1"
+    return f"\n  the stream is what a decode at β={beta:g} (these weights' default) reads: {layers}"

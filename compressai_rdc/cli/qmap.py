@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Tuple
-
-import torch
+from typing import TYPE_CHECKING, Tuple
 
 from compressai_rdc.cli.encode import add_model_arguments, check_output, load_input, load_model
 from compressai_rdc.errors import InvalidArgumentError
@@ -55,8 +53,14 @@ def panel_aspect(height: int, width: int) -> Tuple[float, bool]:
     return clamped, clamped != ratio
 
 
-def bit_allocation(model: torch.nn.Module, x: torch.Tensor, qmap: torch.Tensor) -> torch.Tensor:
+if TYPE_CHECKING:  # the CLI imports PyTorch only when a command runs (fast --help)
+    import torch
+
+
+def bit_allocation(model: "torch.nn.Module", x: "torch.Tensor", qmap: "torch.Tensor") -> "torch.Tensor":
     """Estimated bits of ``ŷ`` per latent position, ``(1, 1, H, W)`` at image size (nearest)."""
+    import torch
+
     from compressai_rdc.codec import pad_multiple
     from compressai_rdc.contract import hooks
     from compressai_rdc.utils.padding import pad_to_multiple

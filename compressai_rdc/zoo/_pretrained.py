@@ -3,7 +3,8 @@
 Resolution order for ``pretrained=True``:
 
 1. an explicit ``weights=`` path (a file, or a folder holding the expected file);
-2. the file shipped inside the package (``compressai_rdc/zoo/weights/``);
+2. the file shipped inside a package: the :class:`~compressai_rdc.registry.WeightSpec`'s
+   ``package`` (a plugin's own), else compressai-rdc's ``compressai_rdc/zoo/weights/``;
 3. the folder named by ``$COMPRESSAI_RDC_WEIGHTS``.
 
 Nothing is ever downloaded. Files with a declared sha256 are verified before
@@ -30,9 +31,15 @@ _PREFIXES = ("module.", "_orig_mod.", "state_dict.", "model.")
 PathLike = Union[str, os.PathLike]
 
 
-def shipped_weights_dir() -> Path:
-    """Folder of the weights shipped inside the installed package."""
-    return Path(str(files("compressai_rdc.zoo") / "weights"))
+def shipped_weights_dir(package: Optional[str] = None) -> Path:
+    """Folder of the weights shipped inside an installed package: ``package``'s own
+    folder (a plugin shipping weights), else compressai-rdc's ``zoo/weights``."""
+    if package is None:
+        return Path(str(files("compressai_rdc.zoo") / "weights"))
+    try:
+        return Path(str(files(package)))
+    except ModuleNotFoundError as exc:
+        raise WeightsNotFoundError(f"weights package {package!r} is not importable: {exc}") from exc
 
 
 def sha256_file(path: PathLike) -> str:
@@ -44,7 +51,7 @@ def sha256_file(path: PathLike) -> str:
 
 
 def resolve_weights(
-    file_name: Optional[str], weights: Optional[PathLike] = None, *, what: str = "model"
+    file_name: Optional[str], weights: Optional[PathLike] = None, *, what: str = "model", package: Optional[str] = None
 ) -> Path:
     """Find a weights file offline, in the documented order.
 
@@ -53,6 +60,7 @@ def resolve_weights(
             when the zoo has no pretrained weights for this model.
         weights: explicit file or folder given by the caller.
         what: name used in error messages.
+        package: package whose folder holds ``file_name`` (``None`` = compressai-rdc's zoo).
 
     Raises:
         WeightsNotFoundError: naming every place that was tried.
@@ -66,18 +74,18 @@ def resolve_weights(
                     f"weights={str(p)!r} is a folder, but {what} has no registered weights file name; "
                     "pass the path of a .safetensors file"
                 )
-            p = p / file_name
+            p = p / Path(file_name).name
         if p.is_file():
             return p
         raise WeightsNotFoundError(f"weights file for {what} not found: {str(p)!r}")
     if file_name is not None:
-        shipped = shipped_weights_dir() / file_name
+        shipped = shipped_weights_dir(package) / file_name
         if shipped.is_file():
             return shipped
         tried.append(f"shipped file {str(shipped)!r}")
         env_dir = os.environ.get(WEIGHTS_ENV)
         if env_dir:
-            p = Path(env_dir).expanduser() / file_name
+            p = Path(env_dir).expanduser() / Path(file_name).name
             if p.is_file():
                 return p
             tried.append(f"${WEIGHTS_ENV} file {str(p)!r}")
@@ -148,7 +156,18 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
     file's tables, and the weights hash (:func:`compressai_rdc.codec.weights_hash`)
     rightly refuses it. Recomputing at load makes ``update(force=True)`` a no-op
     on loaded weights, so both sides hold the same tables.
+
+    Raises:
+        WeightsFormatError: ``state_dict`` is not a mapping of tensors (a file path
+            needs :func:`load_state_dict_file` first) or does not fit ``model``.
     """
+    if isinstance(state_dict, (str, os.PathLike)):
+        raise WeightsFormatError(
+            f"load_into got the path {str(state_dict)!r}, not a state dict; read the file first: "
+            f"load_into(model, load_state_dict_file({str(state_dict)!r}))"
+        )
+    if not isinstance(state_dict, Mapping):
+        raise WeightsFormatError(f"load_into needs a state dict (a mapping name -> tensor), got {type(state_dict).__name__}")
     raw = clean_state_dict(state_dict, cast=False)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
     _keep_exact_constants(model, raw, sd)
@@ -221,6 +240,7 @@ def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadat
         sd[k] = v.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=metadata)
+    _normal_permissions(path)
     return path, sha256_file(path)
 
 
@@ -285,3 +305,11 @@ def read_tensors_file(path: PathLike) -> Dict[str, object]:
             "compressai-rdc never unpickles code: save a state dict (safetensors, or torch.save of tensors)"
         ) from exc
 
+
+
+def _normal_permissions(path: Path) -> None:
+    """safetensors creates files readable by the owner only (0600); give the file
+    the mode any new file gets here (0644 under the usual umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

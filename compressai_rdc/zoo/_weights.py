@@ -11,6 +11,10 @@ families' ``SPECS`` take their weights from here). When new weights ship,
 refresh the golden vectors pinned to the file's sha256::
 
     python -m tests.regen_golden --shipped
+
+``beta`` (``decode_beta`` of the :class:`~compressai_rdc.registry.WeightSpec`) is the β
+the weights are best decoded at; it becomes the model's default β everywhere (CLI,
+demo, eval, CompressAI's ``eval_model``).
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ def _load() -> Dict[str, Dict[str, WeightSpec]]:
     path = files("compressai_rdc.zoo") / "weights" / "release.json"
     manifest = json.loads(path.read_text()) if path.is_file() else {}
     return {
-        model: {entry.get("metric", "mse"): WeightSpec(entry["file"], entry["sha256"], description=describe(entry))}
+        model: {entry.get("metric", "mse"): WeightSpec(entry["file"], entry["sha256"], description=describe(entry),
+                                                      decode_beta=float(entry.get("beta", 0.0)))}
         for model, entry in manifest.items()
     }
 
