@@ -181,7 +181,7 @@ def load_plugins() -> pluggy.PluginManager:
                 plugin = ep.load()
                 pm.register(plugin, name=ep.name)
             except Exception as exc:  # third-party code may raise anything: report it and go on without it
-                _report_broken(ep.name, f"({ep.value}, from {dist} {dist_version}) failed to load: {exc!r}")
+                _report_broken(ep.name, f"failed to load ({ep.value}, from {dist} {dist_version}): {exc!r}")
                 continue
             info[ep.name] = PluginInfo(
                 name=ep.name,

@@ -276,9 +276,6 @@ def decode(
     check_identity(header, model)
     _check_shape(header, model)
     layers = _check_layers(header, layers)
-    read = _layers_read(header, model, layers, controls)
-    if read < header.num_layers:
-        strings = [s for s, t in zip(strings, header.layers) if t <= read]
     clash = sorted(set(controls) & set(header.controls))
     if clash:
         raise InvalidArgumentError(f"control(s) {clash} are fixed at encode time and stored in the stream")
@@ -289,6 +286,9 @@ def decode(
         _check_controls(model, header.controls)
     except InvalidArgumentError as exc:
         raise CorruptBitstreamError(f"stream controls {header.controls} are invalid for this model: {exc}") from exc
+    read = _layers_read(header, model, layers, controls)
+    if read < header.num_layers:
+        strings = [s for s, t in zip(strings, header.layers) if t <= read]
     kwargs = dict(header.controls, **controls)
     if layers is not None and accepts(model.decompress, "layers"):
         kwargs["layers"] = read

@@ -113,7 +113,7 @@ def test_builtins_register_through_hooks():
     commands = {name: set(i.registered.get("command", [])) for name, i in infos.items() if i.builtin}
     assert {"encode", "decode"} <= commands["compressai_rdc._builtin.core"]
     assert commands["compressai_rdc._builtin.qmap"] == {"qmap"}
-    assert commands["compressai_rdc._builtin.training"] == {"train"}
+    assert commands["compressai_rdc._builtin.training"] == {"train", "release"}
     assert commands["compressai_rdc._builtin.evaluation"] == {"eval"}
     assert "command" not in infos["compressai_rdc._builtin.losses"].registered
 

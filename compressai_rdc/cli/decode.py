@@ -47,6 +47,7 @@ def check_image_output(path: Path, overwrite: bool, *, inputs: Tuple[Path, ...] 
 
     if path.is_dir():
         raise InvalidArgumentError(f"-o {str(path)!r} is a folder; give an image file name such as {str(path / 'decoded.png')!r}")
+    check_output(path, overwrite, inputs=inputs)
     Image.init()
     writable = sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
     if path.suffix.lower() not in writable:
@@ -55,7 +56,6 @@ def check_image_output(path: Path, overwrite: bool, *, inputs: Tuple[Path, ...] 
             f"-o {str(path)!r} has no image extension Pillow can write ({path.suffix or 'none'}); "
             f"valid: {', '.join(common)} (lossless: .png)"
         )
-    check_output(path, overwrite, inputs=inputs)
 
 
 def run(args: argparse.Namespace) -> int:
