@@ -9,6 +9,11 @@ Public API::
 
 Plugins implement the hooks in :mod:`compressai_rdc.hookspecs` using
 :data:`hookimpl`.
+
+The import is light (no PyTorch): the zoo loads on first use of
+:func:`create_model`, and every registered model is written into CompressAI's
+name tables as soon as ``compressai.zoo`` is imported (before or after this
+package; see :mod:`compressai_rdc._interop`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,18 @@ from compressai_rdc.registry import (
     list_models,
 )
 from compressai_rdc._plugins import load_plugins, plugin_info, register_plugin, reset_plugins, unregister_plugin
-from compressai_rdc.zoo import create_model
+from compressai_rdc import _interop
+
+
+def __getattr__(name: str):
+    if name == "create_model":  # imports PyTorch: only when used
+        from compressai_rdc.zoo import create_model
+
+        return create_model
+    raise AttributeError(f"module 'compressai_rdc' has no attribute {name!r}")
+
+
+_interop.install()
 
 __all__ = [
     "COMMANDS",

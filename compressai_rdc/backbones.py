@@ -87,6 +87,9 @@ def create_backbone(
         p = Path(weights).expanduser()
         if not p.is_file():
             raise WeightsNotFoundError(f"weights file for backbone {name!r} not found: {str(p)!r}")
+        from compressai_rdc.zoo._pretrained import read_tensors_file
+
+        read_tensors_file(p)  # refuse pickled code before timm reads it (older timm unpickles fully)
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(p)), **feat_kwargs, **kwargs)
     elif name == DEFAULT_BACKBONE:
         model = timm.create_model(name, pretrained=False, **feat_kwargs, **kwargs)

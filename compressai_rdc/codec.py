@@ -13,11 +13,13 @@
 Works with CompressAI's own models (``mbt2018-mean``, ...) and every model in
 the compressai-rdc registry. What a model may refine (padding multiple, stored
 controls, refinement layers, control checks, expected ``shape``, symbol
-density) is the contract of :mod:`compressai_rdc.contract`, read here through
+density, the refinement layers a decode reads) is the contract of
+:mod:`compressai_rdc.contract`, read here through
 :func:`~compressai_rdc.contract.hooks`. Target-rate encoding sits above this
 module: :func:`compressai_rdc.ratecontrol.encode_to_target`.
 
-bpp is always computed from these bytes: :func:`bits_per_pixel`.
+bpp is always computed from these bytes: :func:`bits_per_pixel` of :func:`bytes_read`
+(the substreams the chosen decode reads).
 """
 
 from __future__ import annotations
@@ -39,14 +41,10 @@ from compressai_rdc.container import (
     read_header,
     unpack,
 )
-from compressai_rdc.contract import DEFAULT_SYMBOLS_PER_PIXEL, accepted_names, accepts, hooks
+from compressai_rdc.contract import RESERVED_NAMES, accepted_names, accepts, hooks
 from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.limits import GUARD_SYMBOLS_PER_PIXEL, DecodeLimits, check_image, guard_size  # noqa: F401
 from compressai_rdc.utils.padding import pad_to_multiple, unpad
-
-#: symbols per padded pixel in one substream, assumed when sizing the zero guard
-#: appended to each substream before entropy decoding (see :func:`_guarded`);
-#: a model with denser latents sets ``symbols_per_pixel`` (:mod:`compressai_rdc.contract`)
-GUARD_SYMBOLS_PER_PIXEL = DEFAULT_SYMBOLS_PER_PIXEL
 
 _hash_cache: "weakref.WeakKeyDictionary[nn.Module, Tuple[Tuple, bytes]]" = weakref.WeakKeyDictionary()
 
@@ -110,8 +108,8 @@ def pad_multiple(model: nn.Module) -> int:
 # -----------------------------------------------------------------------------
 def _check_accepted(fn, controls: Dict[str, Any], what: str, model: nn.Module) -> None:
     for k in controls:
-        if not accepts(fn, k):
-            valid = [n for n in accepted_names(fn) if n not in ("x", "strings", "shape")]
+        if k in RESERVED_NAMES or not accepts(fn, k):
+            valid = [n for n in accepted_names(fn) if n not in RESERVED_NAMES]
             raise InvalidArgumentError(
                 f"{type(model).__name__}.{what} has no control {k!r}; valid: {', '.join(valid) or '(none)'}"
             )
@@ -126,7 +124,7 @@ def _check_stored_keys(header: StreamHeader, model: nn.Module) -> None:
             raise CorruptBitstreamError(f"stream controls {sorted(stored)} differ from this model's {sorted(valid)}")
     else:
         for k in stored:
-            if not accepts(model.decompress, k):
+            if k in RESERVED_NAMES or not accepts(model.decompress, k):
                 raise CorruptBitstreamError(f"stream control {k!r} is not a parameter of {type(model).__name__}.decompress")
 
 
@@ -138,14 +136,9 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # -----------------------------------------------------------------------------
 # Encode / decode
 # -----------------------------------------------------------------------------
-def _as_batch(x: Tensor) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise InvalidArgumentError(f"x must be a torch.Tensor of shape (B, 3, H, W), got {type(x).__name__}")
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-        raise InvalidArgumentError(f"x must be a float image of shape (3, H, W) or (B, 3, H, W), got {tuple(x.shape)} {x.dtype}")
-    return x
+def _as_batch(x: Tensor, model: nn.Module) -> Tensor:
+    param = next(iter(model.parameters()), None)
+    return check_image(x, dtype=param.dtype if param is not None else torch.float32)
 
 
 def _flat_shape(shape: Any) -> Tuple[int, ...]:
@@ -163,6 +156,8 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
         model: a CompressAI model whose entropy coders are updated (``model.update()``).
         x: images ``(B, 3, H, W)`` or ``(3, H, W)`` in [0, 1], any H and W;
             padded internally to the model's multiple and cropped back on decode.
+            Checked by :func:`compressai_rdc.limits.check_image` (dtype of the
+            model, finite values in [0, 1], not empty).
         name: model name stored in the header (default: :func:`model_name`).
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
             For a bpp target use :func:`compressai_rdc.ratecontrol.encode_to_target`.
@@ -170,7 +165,7 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
     Returns:
         The container (layout in :mod:`compressai_rdc.container`).
     """
-    x = _as_batch(x)
+    x = _as_batch(x, model)
     _check_accepted(model.compress, controls, "compress", model)
     _check_controls(model, controls)
     xp, pad = pad_to_multiple(x, pad_multiple(model))
@@ -246,13 +241,13 @@ def _guarded(strings: List[List[bytes]], header: StreamHeader, model: nn.Module)
     every read (at most one word per symbol plus the bypass words) to memory
     we own.
     """
-    hp, wp = header.padded_size
-    per_pixel = float(hooks(model).symbols_per_pixel)
-    guard = bytes(int(4 * per_pixel * hp * wp) + 256)
+    guard = bytes(guard_size(header, model))
     return [[s + guard + bytes(8 * len(s)) for s in group] for group in strings]
 
 
-def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **controls: Any) -> Tensor:
+def decode(
+    data: bytes, model: nn.Module, *, layers: Optional[int] = None, limits: Optional[DecodeLimits] = None, **controls: Any
+) -> Tensor:
     """Decode container bytes made by :func:`encode` with the same model and weights.
 
     Args:
@@ -260,6 +255,9 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
         model: the model (same registry name and weights) that encoded it.
         layers: number of scalable refinement layers to use (``None`` = all in
             the stream); groups of later layers are ignored.
+        limits: pixels and memory this call may spend, checked on the header
+            before anything sized by the stream is allocated (default:
+            :class:`~compressai_rdc.limits.DecodeLimits` ``()``).
         **controls: decode-time controls of the model (e.g. ``beta=0.5``).
 
     Returns:
@@ -267,17 +265,17 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
         twice gives identical tensors.
 
     Raises:
-        BitstreamError: truncated, corrupt, foreign or unsupported input.
+        BitstreamError: truncated, corrupt, foreign or unsupported input,
+            or :class:`~compressai_rdc.limits.DecodeLimitError` above ``limits``.
+            An error the model raises while decoding a stream that passed every
+            check is re-raised as :class:`CorruptBitstreamError` (its cause chained).
         InvalidArgumentError: ``layers`` or a control is invalid for this stream/model.
     """
+    (limits if limits is not None else DecodeLimits()).check(read_header(data), model)
     header, strings = unpack(data)
     check_identity(header, model)
     _check_shape(header, model)
-    available = header.num_layers
-    if layers is not None:
-        if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
-            raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
-        strings = [s for s, t in zip(strings, header.layers) if t <= layers]
+    layers = _check_layers(header, layers)
     clash = sorted(set(controls) & set(header.controls))
     if clash:
         raise InvalidArgumentError(f"control(s) {clash} are fixed at encode time and stored in the stream")
@@ -288,18 +286,74 @@ def decode(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **con
         _check_controls(model, header.controls)
     except InvalidArgumentError as exc:
         raise CorruptBitstreamError(f"stream controls {header.controls} are invalid for this model: {exc}") from exc
+    read = _layers_read(header, model, layers, controls)
+    if read < header.num_layers:
+        strings = [s for s, t in zip(strings, header.layers) if t <= read]
     kwargs = dict(header.controls, **controls)
     if layers is not None and accepts(model.decompress, "layers"):
-        kwargs["layers"] = layers
-    with torch.no_grad():
-        out = model.decompress(_guarded(strings, header, model), torch.Size(header.shape), **kwargs)
-    x_hat = out["x_hat"]
+        kwargs["layers"] = read
+    x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):
         raise CorruptBitstreamError(f"decoded shape {tuple(x_hat.shape)} differs from the header's {(header.batch, 3, hp, wp)}")
     if not torch.isfinite(x_hat).all():
         raise CorruptBitstreamError("the decoded image holds NaN/inf values: the substreams are corrupt (forged CRCs?)")
     return unpad(x_hat, header.pad)
+
+
+#: what a model's ``decompress`` raises on a malformed stream that passed the
+#: container's checks (CompressAI asserts on the group count, torch raises
+#: RuntimeError on impossible shapes, our models InvalidArgumentError)
+_MODEL_STREAM_ERRORS = (InvalidArgumentError, AssertionError, RuntimeError, ValueError, TypeError, IndexError, KeyError)
+
+
+def _decompress(model: nn.Module, strings: List[List[bytes]], header: StreamHeader, kwargs: Dict[str, Any]) -> Tensor:
+    """``model.decompress(...)["x_hat"]``; errors caused by the stream become :class:`CorruptBitstreamError`.
+
+    Every control passed here was validated beforehand, so what the model
+    rejects is the stream (its group count, shape or substream contents).
+    """
+    try:
+        with torch.no_grad():
+            out = model.decompress(strings, torch.Size(header.shape), **kwargs)
+        x_hat = out["x_hat"]
+    except _MODEL_STREAM_ERRORS as exc:
+        raise CorruptBitstreamError(
+            f"{type(model).__name__}.decompress rejected the stream ({len(strings)} substream groups, "
+            f"shape {header.shape}, controls {header.controls}): {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(x_hat, Tensor):
+        raise CorruptBitstreamError(f"{type(model).__name__}.decompress returned {type(x_hat).__name__}, not an image tensor")
+    return x_hat
+
+
+def _check_layers(header: StreamHeader, layers: Optional[int]) -> Optional[int]:
+    available = header.num_layers
+    if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available)):
+        raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
+    return layers
+
+
+def _layers_read(header: StreamHeader, model: nn.Module, layers: Optional[int], controls: Dict[str, Any]) -> int:
+    """Refinement layers a decode with ``layers`` and ``controls`` reads."""
+    read = header.num_layers if layers is None else layers
+    hook = hooks(model).layers_read
+    wanted = hook(layers=layers, **{k: v for k, v in controls.items() if accepts(hook, k)})
+    if wanted is not None:
+        read = min(read, int(wanted))
+    return read
+
+
+def bytes_read(data: bytes, model: nn.Module, *, layers: Optional[int] = None, **controls: Any) -> bytes:
+    """The container holding only the substreams that ``decode(data, model, layers=, **controls)`` reads.
+
+    Its length is the honest rate of that decode: an RDC stream decoded at
+    β = 1 reads the primary substreams only, whatever else the stream holds.
+    Decoding the result gives the same image as decoding ``data``.
+    """
+    header = read_header(data)
+    read = _layers_read(header, model, _check_layers(header, layers), controls)
+    return data if read == header.num_layers else truncate(data, read)
 
 
 def truncate(data: bytes, layers: int) -> bytes:
@@ -309,9 +363,9 @@ def truncate(data: bytes, layers: int) -> bytes:
     ``layers`` refinement layers; its substreams are byte-identical to the input's.
     """
     header, strings = unpack(data)
-    available = header.num_layers
-    if isinstance(layers, bool) or not isinstance(layers, int) or not (0 <= layers <= available):
-        raise InvalidArgumentError(f"layers={layers!r} is invalid: this stream holds {available} refinement layers (valid: 0..{available})")
+    if layers is None:
+        raise InvalidArgumentError(f"layers=None is invalid: give the number of refinement layers to keep (0..{header.num_layers})")
+    _check_layers(header, layers)
     keep = [i for i, t in enumerate(header.layers) if t <= layers]
     return pack(
         StreamHeader(**{**header.__dict__, "layers": tuple(header.layers[i] for i in keep)}),
@@ -327,6 +381,7 @@ def bits_per_pixel(data: bytes, header: Optional[StreamHeader] = None) -> float:
 
 __all__ = [
     "bits_per_pixel",
+    "bytes_read",
     "check_identity",
     "decode",
     "encode",

@@ -23,6 +23,9 @@ hook                                       meaning                              
 ``substream_layers(num_groups, **c)``      refinement-layer tag of each string group             all 0
 ``check_controls(**controls)``             raise :class:`~compressai_rdc.errors.InvalidArgumentError` accept everything
                                            for invalid control values
+``layers_read(layers, **decode_controls)`` refinement layers a decode reads (RDC at β = 1:      ``None`` (all)
+                                           none); the rate counts only those
+``decode_bytes_per_pixel``                 decoder memory per padded pixel (decode limits)       640
 ``rate_likelihoods(x, **controls)``        likelihoods without the synthesis transform           ``forward(...)["likelihoods"]``
 ``rate_control(x, control, **fixed)``      the scalar rate control of this model on ``x``         :func:`compressai_rdc.ratecontrol.generic_rate_control`
 =========================================  ====================================================  =====================
@@ -38,7 +41,7 @@ from torch import Tensor
 if TYPE_CHECKING:  # pragma: no cover
     from compressai_rdc.ratecontrol import RateControl
 
-__all__ = ["Codec", "CodecHooks", "accepted_names", "accepts", "hooks"]
+__all__ = ["RESERVED_NAMES", "Codec", "CodecHooks", "accepted_names", "accepts", "hooks"]
 
 #: default padding multiple (CompressAI's hyperprior models downsample by 64)
 DEFAULT_DOWNSAMPLING = 64
@@ -46,6 +49,13 @@ DEFAULT_DOWNSAMPLING = 64
 DEFAULT_STRIDE = 16
 #: default bound on latent symbols per padded pixel in one substream
 DEFAULT_SYMBOLS_PER_PIXEL = 1.5
+#: decoder bytes per padded pixel assumed by the decode limits for models that do not
+#: state theirs: above the highest registered model's peak (hevrc, 583 at 768²,
+#: ``python benchmarks/decode_memory.py --size 768``)
+DEFAULT_DECODE_BYTES_PER_PIXEL = 640
+#: parameters of ``compress``/``decompress`` that are data, never controls (a stream
+#: storing a control of one of these names is corrupt)
+RESERVED_NAMES = frozenset({"self", "x", "strings", "shape"})
 
 
 def accepts(fn: Callable, name: str) -> bool:
@@ -66,6 +76,7 @@ class Codec(Protocol):
     downsampling_factor: int
     stride: int
     symbols_per_pixel: float
+    decode_bytes_per_pixel: float
 
     def forward(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
 
@@ -83,6 +94,8 @@ class Codec(Protocol):
 
     def check_controls(self, **controls: Any) -> None: ...
 
+    def layers_read(self, layers: Optional[int] = None, **decode_controls: Any) -> Optional[int]: ...
+
     def rate_likelihoods(self, x: Tensor, **controls: Any) -> Any: ...
 
     def rate_control(self, x: Tensor, control: str = "auto", **fixed: Any) -> "RateControl": ...
@@ -95,6 +108,7 @@ class CodecHooks:
     downsampling_factor: int = DEFAULT_DOWNSAMPLING
     stride: int = DEFAULT_STRIDE
     symbols_per_pixel: float = DEFAULT_SYMBOLS_PER_PIXEL
+    decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
 
     def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
         """``None``: the codec bounds ``shape`` by the image size only."""
@@ -103,7 +117,7 @@ class CodecHooks:
     def stream_controls(self, **controls: Any) -> Dict[str, float]:
         """The scalar controls ``decompress`` takes by name (none, called without arguments)."""
         return {k: float(v) for k, v in controls.items()
-                if accepts(self.decompress, k) and isinstance(v, (bool, int, float))}
+                if k not in RESERVED_NAMES and accepts(self.decompress, k) and isinstance(v, (bool, int, float))}
 
     @property
     def declares_stream_controls(self) -> bool:
@@ -117,6 +131,12 @@ class CodecHooks:
 
     def check_controls(self, **controls: Any) -> None:
         """Accept every value (``compress``/``decompress`` validate their own)."""
+
+    def layers_read(self, layers: Optional[int] = None, **decode_controls: Any) -> Optional[int]:
+        """Refinement layers a decode with these controls reads (``None`` = all in the
+        stream); :func:`compressai_rdc.codec.decode` drops the others and
+        :func:`~compressai_rdc.codec.bytes_read` counts only what is read."""
+        return None
 
     def rate_likelihoods(self, x: Tensor, **controls: Any) -> Any:
         """Likelihoods of a forward pass (override to skip the synthesis transform)."""
@@ -136,12 +156,16 @@ class _Foreign(CodecHooks):
 
     def __init__(self, model: Any):
         self.model = model
-        self.forward, self.compress, self.decompress, self.update = model.forward, model.compress, model.decompress, model.update
+        # delegated as far as the model has them (a bare module still gets the attribute defaults)
+        for name in ("forward", "compress", "decompress", "update"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
         f = getattr(model, "downsampling_factor", None)
         #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
-        for name in ("stride", "symbols_per_pixel", "stream_shape", "stream_controls", "substream_layers", "check_controls",
+        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "stream_shape", "stream_controls",
+                     "substream_layers", "check_controls", "layers_read",
                      "rate_likelihoods", "rate_control"):
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))

@@ -11,6 +11,15 @@ from __future__ import annotations
 from typing import Iterable
 
 
+def plural(noun: str) -> str:
+    """English plural of a registry kind: loss → losses, quality-map strategy → quality-map strategies."""
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
 class RDCError(Exception):
     """Base class of every error raised on purpose by compressai-rdc."""
 
@@ -21,7 +30,7 @@ class UnknownNameError(RDCError, KeyError):
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
         shown = ", ".join(self.valid) if self.valid else "(none registered)"
-        super().__init__(f"unknown {kind} {name!r}; registered {kind}s: {shown}")
+        super().__init__(f"unknown {kind} {name!r}; registered {plural(kind)}: {shown}")
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0])

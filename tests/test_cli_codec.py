@@ -47,10 +47,11 @@ def _decode(container: Path, out: Path, weights: Path, *extra: str) -> torch.Ten
 @pytest.mark.parametrize(
     "name, extra",
     [
-        ("hevrc", ["--rate", "0.7"]),
-        ("hevrc", ["--rate", "1.2", "--qmap-strategy", "inverse-icm"]),
+        ("hevrc", ["--level", "0.7"]),
+        ("hevrc", ["--level", "1.2", "--qmap-strategy", "inverse-icm"]),
         ("rdc-versatile", ["--rate", "3.5"]),
         ("rdc-qmap", ["--rate", "2", "--qmap-strategy", "icm", "--layers", "2"]),
+        ("rdc-qmap", ["--level", "0.5", "--qmap-strategy", "icm", "--layers", "1"]),
     ],
 )
 def test_encode_decode_round_trip(tmp_path, weights, jpeg_image, name, extra):
@@ -98,10 +99,15 @@ def test_errors_are_reported(tmp_path, weights, capsys):
     assert main(["encode", image, "-o", str(out), "--model", "rdc-versatile", "--weights", w, "--target-bpp", "40", "--layers", "0"]) == 2
     assert "outside this model's range" in capsys.readouterr().err
     # no weights
-    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--rate", "0.5"]) == 2
+    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--level", "0.5"]) == 2
     assert "needs weights" in capsys.readouterr().err
+    # one name per control: --rate is the RDC gain, hevrc has a level
+    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--rate", "0.5"]) == 2
+    assert "use --level" in capsys.readouterr().err
+    assert main(["encode", image, "-o", str(out), "--model", "rdc-versatile", "--weights", w, "--level", "0.5"]) == 2
+    assert "takes no quality map" in capsys.readouterr().err
     # unknown strategy lists the valid ones
-    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--rate", "1", "--qmap-strategy", "nope"]) == 2
+    assert main(["encode", image, "-o", str(out), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--level", "1", "--qmap-strategy", "nope"]) == 2
     assert "blended" in capsys.readouterr().err
     # never overwrite silently
     out.write_bytes(b"keep")
@@ -109,7 +115,7 @@ def test_errors_are_reported(tmp_path, weights, capsys):
     assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep"
     # decoding with other weights is refused
     good = tmp_path / "g.rdc"
-    assert main(["encode", image, "-o", str(good), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--rate", "0.5"]) == 0
+    assert main(["encode", image, "-o", str(good), "--model", "hevrc", "--weights", str(weights["hevrc"]), "--level", "0.5"]) == 0
     other = create_model("hevrc", **SMALL["hevrc"])
     other_w = save_weights(other, tmp_path / "other.safetensors", half=False)[0]
     assert main(["decode", str(good), "-o", str(tmp_path / "g.png"), "--weights", str(other_w)]) == 2
@@ -125,3 +131,40 @@ def test_qmap_figure(tmp_path, weights, strategy, capsys):
     fig = load_image(out)
     assert fig.shape[-1] > 3 * fig.shape[-2]  # four panels side by side
     assert "4 panels" in capsys.readouterr().out
+
+
+def test_decode_reports_the_bytes_it_read(tmp_path, weights, capsys):
+    """β = 1 reads the primary substreams only: the printed rate is theirs, not the whole stream's."""
+    out = tmp_path / "s.rdc"
+    w = str(weights["rdc-versatile"])
+    assert main(["encode", str(sample_image_path()), "-o", str(out), "--model", "rdc-versatile", "--weights", w, "--rate", "5"]) == 0
+    assert "decode at β=0" in capsys.readouterr().out  # weights of their own: the class default β = 0, every layer coded
+    data = out.read_bytes()
+    primary = codec.truncate(data, 0)
+    _decode(out, tmp_path / "b1.png", weights["rdc-versatile"], "--beta", "1")
+    text = capsys.readouterr().out
+    assert f"read {len(primary)} of {len(data)} bytes (0 of 4 residual layers): {codec.bits_per_pixel(primary):.4f} bpp" in text
+    _decode(out, tmp_path / "b0.png", weights["rdc-versatile"], "--beta", "0", "--layers", "2")
+    assert f"read {len(codec.truncate(data, 2))} of {len(data)} bytes (2 of 4 residual layers)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif("rdc-versatile" not in __import__("compressai_rdc.zoo._weights", fromlist=["PRETRAINED"]).PRETRAINED, reason="no shipped weights")
+def test_shipped_weights_default_beta_everywhere(tmp_path, capsys):
+    """The shipped weights' decode_beta (1: untrained residual) is the default of encode, decode and forward."""
+    from compressai_rdc.zoo._weights import PRETRAINED
+
+    beta = PRETRAINED["rdc-versatile"]["mse"].decode_beta
+    out = tmp_path / "p.rdc"
+    image = load_image(sample_image_path())[:, :64, :96]
+    save_image(image, tmp_path / "in.png")
+    assert main(["encode", str(tmp_path / "in.png"), "-o", str(out), "--model", "rdc-versatile", "--pretrained", "--rate", "3"]) == 0
+    text = capsys.readouterr().out
+    assert f"decode at β={beta:g} (these weights' default)" in text
+    layers = codec.read_header(out.read_bytes()).num_layers
+    assert layers == (0 if beta == 1.0 else 4)
+    assert main(["decode", str(out), "-o", str(tmp_path / "p.png"), "--pretrained"]) == 0
+    assert f"at β={beta:g} (the weights' default); read {out.stat().st_size} of {out.stat().st_size} bytes" in capsys.readouterr().out
+    net = create_model("rdc-versatile", pretrained=True)
+    assert net.default_beta == beta
+    likelihoods = net(image[None, :, :64, :64])["likelihoods"]
+    assert sorted(likelihoods) == (["y", "z"] if beta == 1.0 else sorted(likelihoods))

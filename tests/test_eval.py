@@ -19,7 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
+from compressai_rdc import codec
 from compressai_rdc.cli import main
+from compressai_rdc.zoo import create_model, load_into, load_state_dict_file, save_weights
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.eval import bd_table, parse_dataset, parse_spec, run_evaluation
 from compressai_rdc.eval.build import build_codecs, build_dataset, detect_task
@@ -206,8 +208,44 @@ def test_learned_checkpoint_bpp_is_the_container_size(toy_data, tmp_path):
 def test_rdc_layers_truncate_the_stream(toy_data, tmp_path):
     out = tmp_path / "out"
     assert main(["eval", "--dataset", f"rd={toy_data / 'rd'}", "--model", "rdc-versatile:rate=2,layers=0|1", "--metrics", "psnr", "--no-plots", "--quiet", "--no-uncompressed", "--limit", "1", "--out", str(out)]) == 0
-    res = json.loads((out / "rd" / "rdc-versatile.json").read_text())["results"]
-    assert res["layers"] == [0, 1] and res["bpp"][0] < res["bpp"][1]
+    # layers is not a rate key: one JSON (one curve) per layer count
+    l0 = json.loads((out / "rd" / "rdc-versatile-layers0.json").read_text())
+    l1 = json.loads((out / "rd" / "rdc-versatile-layers1.json").read_text())
+    assert l0["name"] == "rdc-versatile[layers=0]" and l0["results"]["layers"] == [0] and l1["results"]["layers"] == [1]
+    assert l0["results"]["bpp"][0] < l1["results"]["bpp"][0]
+    assert not (out / "rd" / "rdc-versatile.json").exists()
+
+
+def test_rate_counts_the_substreams_the_decode_reads(toy_data, tmp_path):
+    """β = 1 reads the primary substreams only: its bpp is the primary bytes, β = 0 the whole stream,
+    from one encode with every residual layer; one JSON per β; fixed CSV columns; per-dataset limit."""
+    torch.manual_seed(0)
+    net = create_model("rdc-versatile")
+    net.update(force=True)
+    w = save_weights(net, tmp_path / "w.safetensors", half=False)[0]
+    out = tmp_path / "out"
+    argv = ["eval", "--dataset", f"rd={toy_data / 'rd'}:limit=1", "--model", f"rdc-versatile:weights={w},rate=2|5,beta=0|1",
+            "--codec", "jpeg:quality=50", "--metrics", "psnr", "--no-plots", "--quiet", "--no-uncompressed", "--limit", "3", "--out", str(out)]
+    assert main(argv) == 0
+    b0 = json.loads((out / "rd" / "rdc-versatile-beta0.json").read_text())
+    b1 = json.loads((out / "rd" / "rdc-versatile-beta1.json").read_text())
+    assert b0["n_images"] == 1  # the dataset's limit=1 wins over --limit 3
+    assert b0["results"]["rate"] == [2, 5] and b1["results"]["beta"] == [1, 1]
+    ref = create_model("rdc-versatile")
+    load_into(ref, load_state_dict_file(w))
+    ref.update(force=True)
+    first = sorted((toy_data / "rd").glob("*.png"))[0]
+    x = torch.from_numpy(np.asarray(Image.open(first).convert("RGB")).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    for i, rate in enumerate((2, 5)):
+        full = codec.encode(ref.eval(), x, rate=float(rate), layers=ref.residual_layers)
+        primary = codec.truncate(full, 0)
+        assert b0["results"]["bpp"][i] == pytest.approx(codec.bits_per_pixel(full), rel=1e-12)
+        assert b1["results"]["bpp"][i] == pytest.approx(codec.bits_per_pixel(primary), rel=1e-12)
+        assert b1["results"]["bpp"][i] < b0["results"]["bpp"][i]
+    with open(out / "results.csv") as f:
+        header = next(csv.reader(f))
+    assert header[:12] == ["dataset", "codec", "kind", "point", "checkpoint", "quality", "rate", "target_bpp", "qmap", "level", "layers", "beta"]
+    assert header[12:15] == ["n_images", "bpp", "psnr-rgb"] and header[-2:] == ["encoding_time", "decoding_time"]
 
 
 @pytest.mark.parametrize(

@@ -97,3 +97,42 @@ def test_evaluation_throughput(benchmark):
     assert results[0].n_images == 8 and results[0].values["bpp"] > 0
     if benchmark.stats is not None:
         benchmark.extra_info["images_per_s"] = 8 / benchmark.stats.stats.mean
+
+
+# -- the whole evaluation suite -------------------------------------------------------------
+SUITE_ENV = "COMPRESSAI_RDC_BENCH_SUITE"
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.benchmark(group="eval-suite")
+@pytest.mark.skipif(os.environ.get(SUITE_ENV) != "1", reason=f"minutes of CPU: set {SUITE_ENV}=1 to run it")
+def test_whole_suite_wall_clock(benchmark, kodak_dir, imagenet_dev_dir, tmp_path):
+    """The suite a user runs first: Kodak (24) + imagenet-dev (250, top-1), JPEG/WebP/AVIF
+    at their 5 default qualities and the shipped rdc-versatile at 5 rates, default metrics.
+
+    Goal: at most 8 minutes on 2 CPU cores (``--benchmark-enable`` prints the time;
+    ``COMPRESSAI_RDC_BENCH_SUITE=1 pytest tests/test_eval_bench.py -k whole_suite
+    --benchmark-enable``). One round: a run is minutes long.
+    """
+    from compressai_rdc.cli import main
+
+    rounds = iter(range(10))
+
+    def suite():
+        out = tmp_path / f"suite{next(rounds)}"
+        argv = ["eval", "--dataset", f"kodak={kodak_dir}", "--dataset", f"imagenet-dev={imagenet_dev_dir}",
+                "--codec", "jpeg", "--codec", "webp", "--codec", "avif",
+                "--model", "rdc-versatile:pretrained=true,rate=0|1|2|4|7",
+                "--device", "cpu", "--no-plots", "--quiet", "--out", str(out)]
+        assert main(argv) == 0
+        return out
+
+    out = benchmark.pedantic(suite, rounds=1, iterations=1)
+    import csv as _csv
+
+    with open(out / "results.csv") as f:
+        rows = list(_csv.DictReader(f))
+    kodak = [r for r in rows if r["dataset"] == "kodak" and r["codec"] == "rdc-versatile"]
+    assert len(kodak) == 5 and all(r["n_images"] == "24" for r in kodak)
+    assert {r["n_images"] for r in rows if r["dataset"] == "imagenet-dev"} == {"250"}

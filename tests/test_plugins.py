@@ -113,7 +113,7 @@ def test_builtins_register_through_hooks():
     commands = {name: set(i.registered.get("command", [])) for name, i in infos.items() if i.builtin}
     assert {"encode", "decode"} <= commands["compressai_rdc._builtin.core"]
     assert commands["compressai_rdc._builtin.qmap"] == {"qmap"}
-    assert commands["compressai_rdc._builtin.training"] == {"train"}
+    assert commands["compressai_rdc._builtin.training"] == {"train", "release"}
     assert commands["compressai_rdc._builtin.evaluation"] == {"eval"}
     assert "command" not in infos["compressai_rdc._builtin.losses"].registered
 
@@ -226,3 +226,71 @@ def test_compressai_eval_model_runs_plugin_model(example_plugin_installed, tmp_p
     assert result["name"] == "example-tiny-hyperprior-mse"
     bpp, psnr = result["results"]["bpp"][0], result["results"]["psnr-rgb"][0]
     assert 0.0 < bpp < 24.0 and 0.0 < psnr < 60.0
+
+
+# -- broken third-party plugins are skipped, the rest works -----------------------------------------
+def _fake_distribution(root: Path, name: str, entry_points: dict, modules: dict) -> None:
+    """A distribution importlib.metadata finds on sys.path, without pip."""
+    info = root / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[compressai_rdc]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+    for mod, code in modules.items():
+        (root / f"{mod}.py").write_text(code)
+
+
+@pytest.fixture()
+def broken_plugins_path(tmp_path):
+    _fake_distribution(
+        tmp_path, "rdc-broken-plugins",
+        {"import-fails": "rdc_broken_import", "hook-fails": "rdc_broken_hook"},
+        {
+            "rdc_broken_import": "raise RuntimeError('boom at import')\n",
+            "rdc_broken_hook": (
+                "from compressai.models import MeanScaleHyperprior\n"
+                "from compressai_rdc import hookimpl\n"
+                "from compressai_rdc.registry import WeightSpec\n"
+                "@hookimpl\n"
+                "def register_qmap_strategies(register):\n"
+                "    register('half-registered', object)\n"
+                "@hookimpl\n"
+                "def register_models(register):\n"
+                "    register('broken-net', MeanScaleHyperprior, weights={'mse': WeightSpec('w.safetensors', '<sha256>')})\n"
+            ),
+        },
+    )
+    return tmp_path
+
+
+def test_broken_plugins_are_reported_and_skipped(broken_plugins_path):
+    env = {"PYTHONPATH": os.pathsep.join([str(broken_plugins_path), str(REPO)])}
+    proc = subprocess.run([sys.executable, "-m", "compressai_rdc", "models"], capture_output=True, text=True, timeout=300,
+                          env={**{k: v for k, v in os.environ.items() if not k.startswith("COMPRESSAI_RDC_")}, **env})
+    assert proc.returncode == 0, proc.stderr
+    assert "rdc-versatile" in proc.stdout and "broken-net" not in proc.stdout
+    assert "'import-fails' failed to load" in proc.stderr and "RuntimeError('boom at import')" in proc.stderr
+    assert "'hook-fails' failed in register_models" in proc.stderr and "COMPRESSAI_RDC_BLOCK_PLUGINS=hook-fails" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    listing = _run(["-m", "compressai_rdc", "plugins", "--json"], env)
+    data = json.loads(listing.stdout)
+    assert set(data["broken"]) == {"import-fails", "hook-fails"}
+    assert "hook-fails" not in {p["name"] for p in data["plugins"]}
+    names = {n for p in data["plugins"] for kind in p["registered"].values() for n in kind}
+    assert "half-registered" not in names  # what the broken plugin registered before failing is removed
+    quiet = _run(["-m", "compressai_rdc", "models"], {**env, "COMPRESSAI_RDC_BLOCK_PLUGINS": "import-fails,hook-fails"})
+    assert "failed" not in quiet.stderr and "rdc-versatile" in quiet.stdout
+
+
+def test_import_alone_fills_compressai_tables():
+    """`import compressai_rdc` (before or after CompressAI) puts every model in CompressAI's four tables,
+    without importing PyTorch itself."""
+    tables = ("z.image_models", "z.models", "r.MODELS", "zi.model_architectures")
+    # membership is checked before anything looks a name up (a lookup would fill the tables itself)
+    check = "print(*[all(n in t for n in ('rdc-versatile', 'hevrc', 'rdc-qmap')) for t in (" + ", ".join(tables) + ")])"
+    before = _run(["-c", "import sys, compressai_rdc; t = 'torch' in sys.modules\n"
+                         "import compressai.zoo as z, compressai.registry as r, compressai.zoo.image as zi\n"
+                         "print(t); " + check], {"PYTHONPATH": str(REPO)})
+    assert before.stdout.split() == ["False"] + ["True"] * 4
+    after = _run(["-c", "import compressai.zoo as z, compressai.registry as r, compressai.zoo.image as zi, compressai_rdc\n" + check],
+                 {"PYTHONPATH": str(REPO)})
+    assert after.stdout.split() == ["True"] * 4

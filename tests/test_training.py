@@ -284,3 +284,50 @@ def test_list_configs_via_cli(capsys):
     assert main(["train", "--list"]) == 0
     text = capsys.readouterr().out
     assert "rdc-versatile-stage1" in text and "hevrc-stage3" in text and "baseline-mbt2018-mean" in text
+
+
+def test_resume_uses_the_runs_own_config_and_records_changes(tiny_data, tmp_path, capsys):
+    import yaml
+
+    out = tmp_path / "run"
+    assert main(tiny_args("rdc-versatile-stage1", out, tiny_data, 2)) == 0
+    text = capsys.readouterr().out
+    assert "rdc-versatile-stage1 (rdc-primary): new run, until step 2" in text
+    assert f"data       {tiny_data}: 3 images; crop 64, batch 2" in text
+    assert "device     cpu" in text and "bf16 " in text and f"output     {out}/" in text
+    first = yaml.safe_load((out / "config.yaml").read_text())
+    assert first["data"]["train"] == str(tiny_data)  # the data path is recorded
+
+    # resume names no recipe: the run's config.yaml is used (the shipped recipe would say batch 32, crop 256)
+    argv = ["train", "--out", str(out), "--resume", "--device", "cpu", "--max-steps", "3", "--no-progress"]
+    assert main(argv) == 0
+    assert "changed settings" not in capsys.readouterr().out
+    assert _ckpt(out)["config"]["data"]["batch_size"] == 2 and not list(out.glob("config.step*.yaml"))
+
+    # a --set on resume is applied, printed and recorded; the old config is kept
+    assert main(argv[:-2] + ["4", "--no-progress", "--set", "data.batch_size=3", "rdc-versatile-stage2"]) == 0
+    text = capsys.readouterr().out
+    assert "is not read" in text and "resume at step 3 with changed settings: data.batch_size: 2 -> 3" in text
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["batch_size"] == 3
+    assert yaml.safe_load((out / "config.step3.yaml").read_text())["data"]["batch_size"] == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from"] == 3 and summary["changed_on_resume"] == ["data.batch_size: 2 -> 3"]
+    assert _ckpt(out)["config"]["data"]["batch_size"] == 3
+
+
+def test_a_started_run_folder_is_never_overwritten(tiny_data, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.yaml").write_text("name: keep\n")
+    assert main(tiny_args("baseline-mbt2018-mean", out, tiny_data, 1)) == 2
+    assert "config.yaml' exists" in capsys.readouterr().err and (out / "config.yaml").read_text() == "name: keep\n"
+
+
+def test_progress_bar_fields():
+    from compressai_rdc.training.trainer import progress_fields
+
+    logs = {"loss": torch.tensor(1.23456), "rate": torch.tensor(0.25), "res_rate": torch.tensor(0.125), "mse": torch.tensor(80.0),
+            "mse.psnr": torch.tensor(28.456)}
+    assert progress_fields(logs, ["rate", "res_rate"]) == {"loss": "1.235", "bpp": "0.375", "psnr": "28.46"}
+    assert progress_fields({"loss": torch.tensor(2.0), "x.bpp": torch.tensor(0.5)}) == {"loss": "2", "bpp": "0.500"}
+    assert progress_fields({"loss": torch.tensor(2.0)}) == {"loss": "2"}

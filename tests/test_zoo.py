@@ -3,6 +3,11 @@ documented order, sha256 verification, safetensors only, wrappers and entropy-co
 
 from __future__ import annotations
 
+import copy
+
+
+import os
+import stat
 
 import pytest
 import torch
@@ -80,12 +85,17 @@ def test_pretrained_from_env_dir_verified_and_buffers_restored(zoo_model, monkey
     monkeypatch.setenv(WEIGHTS_ENV, str(path.parent))
     loaded = create_model("zoo-test", quality=3, pretrained=True)
     assert not loaded.training and loaded.default_gain == 3.0
-    # fp16 storage: parameters equal the fp16-rounded originals; buffers (entropy tables,
-    # likelihood bound 1e-9, which fp16 would flush to zero) identical
+    # fp16 storage: parameters equal the fp16-rounded originals; buffers (likelihood bound
+    # 1e-9, which fp16 would flush to zero) identical; entropy tables recomputed from the
+    # loaded parameters, so update(force=True) changes nothing (zoo.load_into)
     params = {k for k, _ in net.named_parameters()}
+    again = copy.deepcopy(loaded)
+    again.update(force=True)
     for (k, a), (_, b) in zip(net.state_dict().items(), loaded.state_dict().items()):
         if k in params:
             assert torch.equal(a.half().float(), b), k
+        elif k.endswith(("_quantized_cdf", "_offset", "_cdf_length")):
+            assert torch.equal(b, again.state_dict()[k]), k
         else:
             assert torch.equal(a, b), k
     assert loaded.gaussian_conditional.likelihood_lower_bound.bound.item() > 0
@@ -160,3 +170,107 @@ def test_save_weights_never_overwrites(tmp_path):
     path, _ = save_weights(Net(), tmp_path / "w.safetensors")
     with pytest.raises(FileExistsError):
         save_weights(Net(), path)
+
+
+def test_load_model_is_the_one_loader_of_cli_and_eval(tmp_path):
+    """A file of non-default widths loads the same way in the CLI and in eval."""
+    from compressai_rdc.cli.encode import load_model as cli_load_model
+    from compressai_rdc.codec import weights_hash
+    from compressai_rdc.eval.codecs import build_registered_codec
+    from compressai_rdc.eval.spec import parse_spec
+    from compressai_rdc.zoo import load_model
+
+    torch.manual_seed(0)
+    net = create_model("rdc-versatile", N=8, M=12, residual_N=8, residual_M=8).eval()
+    net.update(force=True)
+    path, _ = save_weights(net, tmp_path / "tiny.safetensors", half=False)
+    zoo = load_model("rdc-versatile", path, quality=3)
+    assert (zoo.primary.N, zoo.primary.M, zoo.default_rate) == (8, 12, 2.0)
+    cli = cli_load_model("rdc-versatile", path, False)
+    evaluated = build_registered_codec(parse_spec(f"rdc-versatile:weights={path}")).models[None]
+    assert weights_hash(zoo) == weights_hash(cli) == weights_hash(evaluated) == weights_hash(net)
+
+
+# -- CompressAI's own architectures, decode_beta, plugin-packaged weights, file modes -------------
+def test_create_model_builds_compressai_architectures(tmp_path):
+    """An exported mbt2018-mean baseline (any width) loads by name, like the training guide says."""
+    from compressai.models import MeanScaleHyperprior as MSH
+
+    torch.manual_seed(0)
+    net = MSH(N=32, M=48).eval()
+    net.update(force=True)
+    path, _ = save_weights(net, tmp_path / "baseline.safetensors")
+    loaded = create_model("mbt2018-mean", quality=3, weights=path)
+    assert type(loaded) is MSH and loaded.g_a[0].weight.shape[0] == 32
+    assert torch.equal(loaded.g_a[0].weight, net.g_a[0].weight.half().float())
+    fresh = create_model("mbt2018-mean", quality=1)
+    assert type(fresh) is MSH and fresh.g_a[0].weight.shape[0] == 128  # CompressAI's width of quality 1
+    with pytest.raises(InvalidArgumentError, match="would download"):
+        create_model("mbt2018-mean", quality=3, pretrained=True)
+    with pytest.raises(InvalidArgumentError, match="needs a quality"):
+        create_model("mbt2018-mean")
+
+
+def test_load_into_a_path_says_what_to_do(tmp_path):
+    net = create_model("rdc-versatile")
+    with pytest.raises(WeightsFormatError, match=r"load_into got the path .*load_state_dict_file"):
+        load_into(net, str(tmp_path / "w.safetensors"))
+    with pytest.raises(WeightsFormatError, match="needs a state dict"):
+        load_into(net, [1, 2])
+
+
+def test_saved_weights_have_normal_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path, _ = save_weights(create_model("rdc-versatile"), tmp_path / "w.safetensors")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_weight_spec_validates_decode_beta():
+    with pytest.raises(Exception, match=r"decode_beta .* \[0, 1\]"):
+        WeightSpec("a.safetensors", "0" * 64, decode_beta=1.5)
+    with pytest.raises(Exception, match="sha256sum"):
+        WeightSpec("a.safetensors", "<sha256>")
+
+
+def test_plugin_ships_weights_in_its_own_package(tmp_path, monkeypatch):
+    """A WeightSpec with package= resolves inside that package; its decode_beta becomes the model's default."""
+    from compressai_rdc.models.rdc import RDCVersatile
+
+    pkg = tmp_path / "rdc_weights_pkg_test"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    torch.manual_seed(1)
+    small = dict(N=16, M=24, residual_N=8, residual_M=12)
+    net = RDCVersatile(**small).eval()
+    net.update(force=True)
+    path, digest = save_weights(net, pkg / "weights" / "tiny.safetensors")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):
+            spec = WeightSpec("weights/tiny.safetensors", digest, decode_beta=0.25, package="rdc_weights_pkg_test")
+            register("test-packaged-weights", RDCVersatile, kwargs=small, weights={"mse": spec})
+
+    register_plugin(Plugin(), name="packaged-weights-test")
+    try:
+        model = create_model("test-packaged-weights", pretrained=True)
+        assert model.default_beta == 0.25
+        assert torch.equal(model.primary.g_a[0].weight, net.primary.g_a[0].weight.half().float())
+        assert create_model("test-packaged-weights").default_beta == 0.0  # no weights: the class default
+    finally:
+        unregister_plugin("packaged-weights-test")
+
+
+def test_decode_beta_override_for_eval_model():
+    from compressai_rdc.zoo import decode_beta
+
+    with decode_beta(0.5):
+        assert create_model("rdc-versatile").default_beta == 0.5
+    assert create_model("rdc-versatile").default_beta == 0.0
+    with pytest.raises(InvalidArgumentError, match="beta"):
+        with decode_beta(2.0):
+            pass

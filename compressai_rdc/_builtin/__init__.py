@@ -10,9 +10,14 @@ from typing import Any, Callable, Dict, Mapping
 
 def register_specs(register: Callable, specs: Mapping[str, Dict[str, Any]]) -> None:
     """Register a model family's ``SPECS`` with the shipped weights of the zoo's table
-    (:data:`compressai_rdc.zoo._weights.PRETRAINED`, the one place file names and sha256 live)."""
+    (:data:`compressai_rdc.zoo._weights.PRETRAINED`, the one place file names and sha256 live).
+    ``qualities`` and ``quality_kwargs`` default to the class's ``QUALITIES`` and ``quality_kwargs``."""
     from compressai_rdc.zoo._weights import PRETRAINED
 
     for name, spec in specs.items():
+        cls = spec["cls"]
         fields = {k: v for k, v in spec.items() if k != "cls"}
-        register(name, spec["cls"], weights=PRETRAINED.get(name, {}), **fields)
+        if hasattr(cls, "QUALITIES"):
+            fields.setdefault("qualities", cls.QUALITIES)
+            fields.setdefault("quality_kwargs", cls.quality_kwargs)
+        register(name, cls, weights=PRETRAINED.get(name, {}), **fields)

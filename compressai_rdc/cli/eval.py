@@ -18,8 +18,6 @@ import argparse
 from pathlib import Path
 from typing import List
 
-import torch
-
 from compressai_rdc.errors import InvalidArgumentError
 
 EPILOG = """spec grammar: NAME[:KEY=V1|V2|...,KEY=V,...]; '|' sweeps a value (one operating point each).
@@ -27,7 +25,8 @@ EPILOG = """spec grammar: NAME[:KEY=V1|V2|...,KEY=V,...]; '|' sweeps a value (on
   --compressai mbt2018-mean:checkpoint=a.safetensors|b.safetensors   (no checkpoint: random init, quality=1|2|...)
   --model rdc-versatile:weights=w.safetensors,rate=0|2|4|6,beta=0|1,layers=0|1
           keys: weights, pretrained, quality, metric, name (label); sweeps: rate, target_bpp, qmap, layers, beta
-  --dataset NAME=DIR[:task=classification|detection|segmentation|none,protocol=full|crop256,<task option>=V]
+  --dataset NAME=DIR[:task=classification|detection|segmentation|none,protocol=full|crop256,limit=N,<task option>=V]
+          limit=N: first N images of this dataset (overrides --limit)
           default task: classification for <idx>_<synset>.<ext> folders, else none (rate-distortion only)
 """
 
@@ -41,8 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--compressai", action="append", default=[], metavar="ARCH[:OPTS]", help="CompressAI zoo architecture (repeatable)")
     g.add_argument("--model", action="append", default=[], metavar="NAME[:OPTS]", help="registered compressai-rdc model (repeatable)")
     g.add_argument("--no-uncompressed", action="store_true", help="skip the uncompressed reference")
-    g.add_argument("--metrics", default="psnr-rgb,ms-ssim-rgb,fsim", help="image metrics, comma-separated (default: %(default)s)")
-    g.add_argument("--limit", type=int, default=None, metavar="N", help="first N images of each dataset (quick runs)")
+    g.add_argument("--metrics", default="psnr-rgb,ms-ssim-rgb", help="image metrics, comma-separated: psnr-rgb, ms-ssim-rgb, fsim (slow: about 3x the rest of the suite) (default: %(default)s)")
+    g.add_argument("--limit", type=int, default=None, metavar="N", help="first N images of each dataset without its own limit= (quick runs)")
     o = parser.add_argument_group("outputs")
     o.add_argument("--out", type=Path, default=Path("eval-results"), help="output folder (default: %(default)s)")
     o.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
@@ -51,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--no-plots", action="store_true", help="skip the plots")
     o.add_argument("--per-image", action="store_true", help="also write per-image CSV files")
     r = parser.add_argument_group("execution")
-    r.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="device for learned codecs, metrics and tasks (default: %(default)s)")
+    r.add_argument("--device", default="auto", help="device for learned codecs, metrics and tasks (default: %(default)s = cuda when available, else cpu)")
     r.add_argument("--batch-size", type=int, default=32, help="decoded images per metric/task batch (default: %(default)s)")
     r.add_argument("--workers", type=int, default=0, help="data-loader processes (default: %(default)s)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -94,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("give at least one --codec, --compressai or --model")
     if args.batch_size < 1:
         raise InvalidArgumentError(f"--batch-size must be >= 1, got {args.batch_size}")
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.threads:
         torch.set_num_threads(args.threads)
     dist = init_distributed(args.device)
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plots:
         for d in datasets:
             plots += plot_dataset(results, d.name, args.out / "plots", rate_keys, list(d.task.metric_names) if d.task is not None else [])
-    files = write_outputs(results, args.out, bd_rows=bd_rows, plots=plots, argv=command_line(args), per_image=args.per_image)
+    files = write_outputs(results, args.out, bd_rows=bd_rows, plots=plots, argv=command_line(args), per_image=args.per_image, rate_keys=rate_keys)
     print(markdown_results(results))
     if bd_rows:
         print(markdown_bd(bd_rows))

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Tuple
 
 from compressai_rdc.cli.encode import add_model_arguments, check_output, load_input, load_model
 from compressai_rdc.errors import InvalidArgumentError
@@ -36,8 +35,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
-def bit_allocation(model: torch.nn.Module, x: torch.Tensor, qmap: torch.Tensor) -> torch.Tensor:
+#: width of one panel, inches; the figure is drawn at FIGURE_DPI
+PANEL_INCHES = 4.2
+FIGURE_DPI = 110
+#: panel height / width is kept in [1/MAX_ASPECT, MAX_ASPECT]: a 7x5000 image
+#: would otherwise ask for a figure 714 panels tall (457 Mpixels)
+MAX_ASPECT = 4.0
+
+
+def panel_aspect(height: int, width: int) -> Tuple[float, bool]:
+    """``(panel height / width, squeezed)``: the image's ratio clamped to
+    [1/MAX_ASPECT, MAX_ASPECT]; ``squeezed`` when clamping changed it (the
+    panels are then drawn stretched, and the printed line says so). The figure
+    is at most ``4 · 4.2 × (4.2 · 4 + 0.6)`` inches at 110 dpi, 1848 × 1914 pixels."""
+    ratio = height / width
+    clamped = min(max(ratio, 1.0 / MAX_ASPECT), MAX_ASPECT)
+    return clamped, clamped != ratio
+
+
+if TYPE_CHECKING:  # the CLI imports PyTorch only when a command runs (fast --help)
+    import torch
+
+
+def bit_allocation(model: "torch.nn.Module", x: "torch.Tensor", qmap: "torch.Tensor") -> "torch.Tensor":
     """Estimated bits of ``ŷ`` per latent position, ``(1, 1, H, W)`` at image size (nearest)."""
+    import torch
+
     from compressai_rdc.codec import pad_multiple
     from compressai_rdc.contract import hooks
     from compressai_rdc.utils.padding import pad_to_multiple
@@ -60,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from compressai_rdc.qmap import create_strategy_for, gamma_level
     from compressai_rdc.ratecontrol import encode_to_target
 
-    check_output(args.out, args.overwrite)
+    check_output(args.out, args.overwrite, inputs=(args.image,))
     if args.target_bpp is not None and args.model is None:
         raise InvalidArgumentError("--target-bpp needs --model (the rate belongs to a codec)")
     model = load_model(args.model, args.weights, args.pretrained, args.metric, args.device) if args.model else None
@@ -80,18 +103,21 @@ def run(args: argparse.Namespace) -> int:
     if model is not None:
         bits = bit_allocation(model, x, q)
         panels.append((f"bit allocation (bits/latent){bpp_note}", bits[0, 0].cpu().numpy(), "magma"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2 * x.shape[-2] / x.shape[-1] + 0.6))
+    ratio, squeezed = panel_aspect(x.shape[-2], x.shape[-1])
+    fig, axes = plt.subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), PANEL_INCHES * ratio + 0.6))
     for ax, (title, img, cmap) in zip(axes, panels):
+        aspect = "auto" if squeezed else "equal"
         if cmap is None:
-            ax.imshow(img)
+            ax.imshow(img, aspect=aspect)
         else:
-            im = ax.imshow(img, cmap=cmap, vmin=0 if cmap == "viridis" else None, vmax=1 if cmap == "viridis" else None)
+            im = ax.imshow(img, cmap=cmap, aspect=aspect, vmin=0 if cmap == "viridis" else None, vmax=1 if cmap == "viridis" else None)
             fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
+    fig.savefig(args.out, dpi=FIGURE_DPI)
     plt.close(fig)
-    print(f"{args.out}: {len(panels)} panels ({args.strategy}, t = {level:.3f}{bpp_note})")
+    note = f"; aspect {x.shape[-2]}:{x.shape[-1]} drawn at {ratio:g}:1" if squeezed else ""
+    print(f"{args.out}: {len(panels)} panels ({args.strategy}, t = {level:.3f}{bpp_note}{note})")
     return 0

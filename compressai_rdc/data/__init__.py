@@ -50,16 +50,51 @@ def sample_image_path() -> Path:
     return Path(str(files("compressai_rdc") / "assets" / "sample.png"))
 
 
+class AlphaDroppedWarning(UserWarning):
+    """An image with transparent pixels was loaded: the codecs code RGB only."""
+
+
 def load_image(path: PathLike) -> torch.Tensor:
-    """Read an image file as a ``(3, H, W)`` float tensor in [0, 1]."""
+    """Read an image file as a ``(3, H, W)`` float tensor in [0, 1].
+
+    - 8-bit images (RGB, grey, palette, CMYK, ...) are converted to RGB by Pillow.
+    - 16-bit grey (PNG ``I;16``, ``I``) is scaled by 1/65535 and repeated on the
+      three channels (Pillow's own RGB conversion would clip it to white).
+    - An alpha channel is dropped: transparent pixels keep the colour stored
+      under them. When any pixel is not fully opaque an
+      :class:`AlphaDroppedWarning` says so (composite onto a background
+      yourself if that is not what you want).
+    - Images above Pillow's decompression-bomb bound
+      (``PIL.Image.MAX_IMAGE_PIXELS`` × 2, 179 Mpixels by default) raise
+      :class:`DatasetError`; Pillow's own bound stays in force.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"image file not found: {str(path)!r}")
     try:
         with Image.open(path) as im:
+            if _transparent(im):
+                import warnings
+
+                warnings.warn(
+                    f"{str(path)!r} has transparent pixels ({im.mode}); the alpha channel is dropped and "
+                    "the colour stored under them is coded", AlphaDroppedWarning, stacklevel=2,
+                )
             return _from_pil(im)
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(
+            f"{str(path)!r} is too large to load: {exc} "
+            "(raise PIL.Image.MAX_IMAGE_PIXELS only for files you trust)"
+        ) from exc
     except OSError as exc:  # PIL.UnidentifiedImageError is an OSError
         raise DatasetError(f"cannot read {str(path)!r} as an image: {exc}") from exc
+
+
+def _transparent(im: Image.Image) -> bool:
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        lo, _ = im.convert("RGBA").getchannel("A").getextrema()
+        return lo < 255
+    return False
 
 
 def save_image(x: torch.Tensor, path: PathLike) -> Path:
@@ -87,8 +122,17 @@ def _to_pil(img: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr)
 
 
+#: Pillow modes holding more than 8 bits of grey per pixel
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def _from_pil(im: Image.Image) -> torch.Tensor:
     w, h = im.size
+    if im.mode in _WIDE_GREY:
+        import numpy as np
+
+        grey = torch.from_numpy(np.asarray(im).astype(np.float32)).div_(65535.0).clamp_(0, 1)
+        return grey.view(1, h, w).expand(3, h, w).clone()
     arr = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
     return arr.view(h, w, 3).permute(2, 0, 1).float().div_(255.0)
 

@@ -36,12 +36,16 @@ def detect_task(root: str) -> Optional[str]:
 
 
 def build_dataset(text: str, *, device: str = "cpu", batch_size: int = 32) -> DatasetConfig:
-    """``NAME=DIR[:task=...,protocol=...,<task option>=...]`` → :class:`DatasetConfig`."""
+    """``NAME=DIR[:task=...,protocol=...,limit=N,<task option>=...]`` → :class:`DatasetConfig`."""
+    from compressai_rdc.errors import InvalidArgumentError
     from compressai_rdc.registry import TASKS
 
     spec = parse_dataset(text)
     params = dict(spec.params)
     protocol = params.pop("protocol", None)
+    limit = params.pop("limit", None)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidArgumentError(f"limit={limit!r} of dataset {spec.name!r} is invalid; valid: an integer >= 1")
     task_name = params.pop("task", "auto")
     if task_name == "auto":
         task_name = detect_task(spec.root)
@@ -54,10 +58,8 @@ def build_dataset(text: str, *, device: str = "cpu", batch_size: int = 32) -> Da
         params.setdefault("batch_size", batch_size)
         task = cls(**params)
     elif params:
-        from compressai_rdc.errors import InvalidArgumentError
-
-        raise InvalidArgumentError(f"dataset {spec.name!r} has no task, so options {sorted(params)} mean nothing; valid: task, protocol")
-    return DatasetConfig(spec.name, spec.root, task, protocol)
+        raise InvalidArgumentError(f"dataset {spec.name!r} has no task, so options {sorted(params)} mean nothing; valid: task, protocol, limit")
+    return DatasetConfig(spec.name, spec.root, task, protocol, limit)
 
 
 def build_codecs(classical: List[str] = (), compressai: List[str] = (), models: List[str] = ()) -> List[Codec]:

@@ -9,9 +9,10 @@
                     with its operating points: rate, target_bpp, qmap, layers, β
 ==================  ==========================================================
 
-bpp is always counted from the bytes a real decoder would receive: Pillow's
-file bytes, or the container written by :func:`compressai_rdc.codec.encode`
-(truncated with :func:`compressai_rdc.codec.truncate` for fewer residual layers).
+bpp is always counted from the bytes a real decoder reads: Pillow's file
+bytes, or the container written by :func:`compressai_rdc.codec.encode` cut to
+the substreams the operating point's decode reads
+(:func:`compressai_rdc.codec.bytes_read`: fewer residual layers, none at β = 1).
 
 Data flow for one image and one group of operating points sharing an encode::
 
@@ -72,6 +73,12 @@ class Codec(ABC):
     @abstractmethod
     def encode(self, x: torch.Tensor, op: OperatingPoint) -> bytes:
         """Encode one ``(3, H, W)`` uint8 CPU image."""
+
+    def _needs_residual(self, model: torch.nn.Module) -> bool:
+        """Whether a swept β < 1 reads residual layers that the model's default
+        (β = 1 weights code none) would leave out of the stream."""
+        betas = [float(b) for b in self.sweeps.get("beta", [])]
+        return bool(betas) and min(betas) < 1.0 and hasattr(model, "residual_layers") and getattr(model, "default_beta", 0.0) == 1.0
 
     def select(self, data: bytes, op: OperatingPoint) -> bytes:
         """The part of ``data`` a decoder needs for ``op`` (default: all of it)."""
@@ -261,6 +268,8 @@ class LearnedCodec(Codec):
         model = self._model(op)
         xf = x.to(self.device).float().div_(255.0).unsqueeze(0)
         controls: Dict[str, Any] = {k: v for k, v in op.params if k == "rate"}
+        if op.get(LAYER_CONTROL) is None and self._needs_residual(model):
+            controls[LAYER_CONTROL] = int(model.residual_layers)  # β < 1 points share this encode; select() cuts per point
         strategy = op.get("qmap")
         target = op.get("target_bpp")
         if target is not None:
@@ -279,11 +288,19 @@ class LearnedCodec(Codec):
             controls["qmap"] = gamma_level(importance.to(xf), float(op.get("level", 1.0)))
         return self._codec.encode(model, xf, **controls)
 
+    def _needs_residual(self, model: torch.nn.Module) -> bool:
+        """Whether a swept β < 1 reads residual layers that the model's default
+        (β = 1 weights code none) would leave out of the stream."""
+        betas = [float(b) for b in self.sweeps.get("beta", [])]
+        return bool(betas) and min(betas) < 1.0 and hasattr(model, "residual_layers") and getattr(model, "default_beta", 0.0) == 1.0
+
     def select(self, data: bytes, op: OperatingPoint) -> bytes:
+        """The substreams this operating point's decode reads (its rate): fewer
+        residual layers, and none at β = 1 (:func:`compressai_rdc.codec.bytes_read`)."""
         layers = op.get(LAYER_CONTROL)
-        if layers is None or op.get("target_bpp") is not None:
-            return data
-        return self._codec.truncate(data, layers=int(layers))
+        layers = None if layers is None or op.get("target_bpp") is not None else int(layers)
+        controls = {k: v for k, v in op.params if k in DECODE_CONTROLS}
+        return self._codec.bytes_read(data, self._model(op), layers=layers, **controls)
 
     @torch.inference_mode()
     def decode(self, data: bytes, op: OperatingPoint, size: Tuple[int, int]) -> torch.Tensor:
@@ -310,7 +327,7 @@ def build_registered_codec(spec: Spec) -> LearnedCodec:
     shipped weights), ``quality``, ``metric``, ``name`` (label). Every other
     key is an operating-point sweep (see :class:`LearnedCodec`).
     """
-    from compressai_rdc.zoo import create_model
+    from compressai_rdc.zoo import create_model, load_model
 
     params = dict(spec.params)
     label = spec.single("name", spec.name)
@@ -321,9 +338,10 @@ def build_registered_codec(spec: Spec) -> LearnedCodec:
         params.pop(k, None)
     models: Dict[Optional[str], torch.nn.Module] = {}
     for q in qualities:
-        model = create_model(spec.name, quality=q, metric=metric, pretrained=pretrained, weights=weights)
         if weights is None and not pretrained:
-            model = _random_init_note(model)
+            model = _random_init_note(create_model(spec.name, quality=q, metric=metric))
+        else:  # the CLI's loader: widths from the file, exact constants, coders updated
+            model = load_model(spec.name, weights, pretrained, metric, quality=q)
         models[None if len(qualities) == 1 else f"q{q}"] = model
     source = f"weights {weights}" if weights else ("zoo weights" if pretrained else "RANDOM INITIALISATION (plumbing only)")
     codec = LearnedCodec(models, params, name=label, description=f"compressai-rdc model {spec.name} ({source})")

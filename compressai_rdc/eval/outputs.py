@@ -1,9 +1,12 @@
 """Files written by ``compressai-rdc eval --out DIR``::
 
     DIR/
-      <dataset>/<codec>.json       CompressAI eval_model layout, plus extra keys
+      <dataset>/<curve>.json       CompressAI eval_model layout, plus extra keys; one curve per
+                                   file: <codec>.json, or <codec>-beta0.json, <codec>-beta1.json, ...
+                                   when a codec is swept over β / layers / quality-map strategy
       <dataset>/<codec>-per-image.csv   (with --per-image)
-      results.csv                  one row per dataset × codec × operating point
+      results.csv                  one row per dataset × codec × operating point, columns in the
+                                   fixed order of :data:`CSV_HEAD` then the metrics (:func:`csv_columns`)
       bd.csv, bd.md                BD-rate / BD-PSNR / BD-accuracy against the anchor
       report.md                    results and BD tables in Markdown
       plots/<dataset>-{rd,rc,beta,dc}.{png,svg}
@@ -16,7 +19,9 @@ list entry per operating point) so CompressAI's plotting scripts read them;
 extra keys: ``fsim``, task metrics (``top-1``, ``top-5`` in %), the operating
 point keys (``quality``, ``rate``, ``beta``, ``layers``, ...), ``dataset``,
 ``protocol``, ``task`` and ``n_images``. Non-finite values (PSNR of the
-uncompressed input) are written as ``null``.
+uncompressed input) are written as ``null``. Each file holds one rate curve
+(the points that differ only in rate keys) so ``compressai.utils.plot`` draws
+lines, not zig-zags between β values.
 """
 
 from __future__ import annotations
@@ -29,11 +34,39 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from compressai_rdc.errors import InvalidArgumentError
-from compressai_rdc.eval.bd import BDRow
-from compressai_rdc.eval.runner import EvalResults
+from compressai_rdc.eval.bd import BDRow, curve_label
+from compressai_rdc.eval.runner import EvalResults, PointResult
 
 BASE_KEYS = ("bpp", "psnr-rgb", "ms-ssim-rgb", "fsim")
 TIME_KEYS = ("encoding_time", "decoding_time")
+#: leading columns of results.csv, always in this order (empty when a codec has no such key)
+CSV_HEAD = ("dataset", "codec", "kind", "point", "checkpoint", "quality", "rate", "target_bpp", "qmap", "level", "layers", "beta", "n_images", *BASE_KEYS)
+
+
+def csv_columns(rows: Sequence[Dict[str, Any]], metrics: Sequence[str] = ()) -> List[str]:
+    """Columns of a results CSV: :data:`CSV_HEAD`, the evaluated ``metrics``, other keys
+    sorted by name, then the timings; the same for every run with the same options."""
+    seen = {k for r in rows for k in r}
+    head = [k for k in (*CSV_HEAD, *metrics) if k not in TIME_KEYS]
+    head = list(dict.fromkeys(head))
+    rest = sorted(k for k in seen if k not in head and k not in TIME_KEYS)
+    return head + rest + list(TIME_KEYS)
+
+
+def _curve_file(label: str) -> str:
+    """``rdc-versatile[beta=0,layers=2]`` → ``rdc-versatile-beta0-layers2``."""
+    if "[" not in label:
+        return label
+    codec, fixed = label[:-1].split("[", 1)
+    return codec + "".join("-" + part.replace("=", "") for part in fixed.split(","))
+
+
+def json_curves(results: EvalResults, dataset: str, rate_keys: Dict[str, Sequence[str]]) -> Dict[str, List[PointResult]]:
+    """Points of ``dataset`` grouped into one list per eval JSON file (one rate curve each)."""
+    out: Dict[str, List[PointResult]] = {}
+    for p in results.select(dataset=dataset):
+        out.setdefault(curve_label(p, rate_keys.get(p.codec, ())), []).append(p)
+    return out
 
 
 def _finite(v: Any) -> Any:
@@ -46,9 +79,10 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise InvalidArgumentError(f"output folder {str(out)!r} is not empty; choose another --out or pass --overwrite")
 
 
-def eval_model_json(results: EvalResults, dataset: str, codec: str) -> Dict[str, Any]:
-    """One codec on one dataset in CompressAI's ``eval_model`` layout."""
-    pts = results.select(dataset=dataset, codec=codec)
+def eval_model_json(results: EvalResults, dataset: str, codec: str, points: Optional[Sequence[PointResult]] = None, name: Optional[str] = None) -> Dict[str, Any]:
+    """One codec (or one of its curves: ``points``, labelled ``name``) on one dataset in
+    CompressAI's ``eval_model`` layout."""
+    pts = list(points) if points is not None else results.select(dataset=dataset, codec=codec)
     info = results.datasets[dataset]
     desc = results.codecs.get(codec, {})
     value_keys: List[str] = []
@@ -61,7 +95,7 @@ def eval_model_json(results: EvalResults, dataset: str, codec: str) -> Dict[str,
     for k in op_keys:
         res[k] = [_finite(p.op.get(k)) for p in pts]
     return {
-        "name": codec,
+        "name": name or codec,
         "description": f"Inference ({desc.get('description') or desc.get('library') or desc.get('kind', '')})",
         "dataset": dataset,
         "protocol": info["protocol"],
@@ -72,8 +106,9 @@ def eval_model_json(results: EvalResults, dataset: str, codec: str) -> Dict[str,
     }
 
 
-def write_csv(path: Path, rows: Sequence[Dict[str, Any]]) -> Path:
-    keys: List[str] = []
+def write_csv(path: Path, rows: Sequence[Dict[str, Any]], columns: Optional[Sequence[str]] = None) -> Path:
+    """Rows as CSV; ``columns`` fixes the order (default: first seen)."""
+    keys: List[str] = list(columns) if columns is not None else []
     for r in rows:
         keys += [k for k in r if k not in keys]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,22 +178,29 @@ def write_outputs(
     plots: Sequence[Path] = (),
     argv: Optional[Sequence[str]] = None,
     per_image: bool = False,
+    rate_keys: Optional[Dict[str, Sequence[str]]] = None,
 ) -> List[Path]:
-    """Write JSON, CSV and Markdown files (see module docstring); returns them."""
+    """Write JSON, CSV and Markdown files (see module docstring); returns them.
+
+    ``rate_keys`` (per codec, the operating-point keys along its rate curve)
+    splits a codec's JSON into one file per curve.
+    """
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
     written: List[Path] = []
     for ds in results.datasets:
-        for codec in dict.fromkeys(p.codec for p in results.select(dataset=ds)):
-            path = out / ds / f"{codec}.json"
+        for label, pts in json_curves(results, ds, rate_keys or {}).items():
+            path = out / ds / f"{_curve_file(label)}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(eval_model_json(results, ds, codec), indent=2))
+            path.write_text(json.dumps(eval_model_json(results, ds, pts[0].codec, pts, name=label), indent=2))
             written.append(path)
+        for codec in dict.fromkeys(p.codec for p in results.select(dataset=ds)):
             if per_image:
                 rows = [{"point": p.op.label, **r} for p in results.select(dataset=ds, codec=codec) for r in p.per_image]
                 written.append(write_csv(out / ds / f"{codec}-per-image.csv", rows))
-    written.append(write_csv(out / "results.csv", [p.row() for p in results.points]))
+    rows = [p.row() for p in results.points]
+    written.append(write_csv(out / "results.csv", rows, csv_columns(rows, results.metrics)))
     if bd_rows:
         written.append(write_csv(out / "bd.csv", [{"dataset": r.dataset, "curve": r.curve, "anchor": r.anchor, **r.values} for r in bd_rows]))
         (out / "bd.md").write_text(markdown_bd(bd_rows))
@@ -189,4 +231,4 @@ def write_outputs(
     return written
 
 
-__all__ = ["check_out_dir", "eval_model_json", "markdown_bd", "markdown_results", "write_csv", "write_outputs"]
+__all__ = ["CSV_HEAD", "check_out_dir", "csv_columns", "eval_model_json", "json_curves", "markdown_bd", "markdown_results", "write_csv", "write_outputs"]

@@ -35,12 +35,14 @@ from compressai_rdc.tasks.base import Task
 
 @dataclass
 class DatasetConfig:
-    """A dataset to evaluate: folder, optional task and protocol."""
+    """A dataset to evaluate: folder, optional task and protocol, and an optional
+    image limit of its own (``--dataset NAME=DIR:limit=N``; overrides ``--limit``)."""
 
     name: str
     root: str
     task: Optional[Task] = None
     protocol: Optional[str] = None
+    limit: Optional[int] = None
 
 
 @dataclass
@@ -195,7 +197,8 @@ def run_evaluation(
         device: device of learned codecs and metrics (tasks carry their own).
         batch_size: decoded images per metric/task batch.
         workers: data-loader processes for reading and cropping images.
-        limit: evaluate only the first ``limit`` images of each dataset.
+        limit: evaluate only the first ``limit`` images of each dataset without a
+            limit of its own (:attr:`DatasetConfig.limit`).
         uncompressed: also evaluate the uncompressed input (24 bpp).
         dist: the ``torchrun`` shard of this process.
         progress: progress bars (rank 0 only).
@@ -214,7 +217,7 @@ def run_evaluation(
         results.codecs[c.name] = c.describe()
     show = progress and dist.is_main
     for ds in datasets:
-        data = load_eval_data(ds.name, ds.root, task=ds.task, protocol=ds.protocol, limit=limit, rank=dist.rank, world_size=dist.world_size, workers=workers, progress=show)
+        data = load_eval_data(ds.name, ds.root, task=ds.task, protocol=ds.protocol, limit=ds.limit if ds.limit is not None else limit, rank=dist.rank, world_size=dist.world_size, workers=workers, progress=show)
         for img in data.images:
             check_size(metrics, (img.shape[1], img.shape[2]), ds.name)
         results.datasets[ds.name] = {

@@ -341,9 +341,7 @@ class HEVRC(CodecHooks, CompressionModel):
 # -----------------------------------------------------------------------------
 SPECS: Dict[str, Dict[str, Any]] = {
     "hevrc": dict(
-        cls=HEVRC,
-        qualities=HEVRC.QUALITIES,
-        quality_kwargs=HEVRC.quality_kwargs,
+        cls=HEVRC,  # qualities and quality_kwargs: the class's QUALITIES and quality_kwargs
         description="quality-map-conditioned codec (SFT encoder, hyper-latent-conditioned decoder); one model, all rates",
         paper=f"{PAPER}, §3–4; Song et al., QMAP2021 (ICCV 2021)",
     ),

@@ -186,10 +186,15 @@ class RDCVersatile(CodecHooks, CompressionModel):
         residual_group_sizes: optional channel count per residual layer.
         primary: the primary branch, if not the plain :class:`PrimaryBranch` of
             ``N, M, levels`` (``rdc-qmap`` passes its conditioned one).
+        default_beta: β used when a decode (or ``forward``) is given none. The zoo
+            sets it from the weights' :attr:`~compressai_rdc.registry.WeightSpec.decode_beta`,
+            so weights whose residual is untrained decode at β = 1 by default.
 
     Controls:
         ``rate`` (primary) and ``residual_rate`` (default: same as ``rate``) are
         floats in ``[0, L−1]``; ``layers`` in ``0..K``; ``beta`` in ``[0, 1]`` at decode.
+        ``layers=None`` means "what the default decode reads": ``K`` layers, or
+        none when ``default_beta`` is 1 (so rates count only bytes a decode reads).
     """
 
     #: zoo qualities; quality q selects gain level q − 1 of the one shared model
@@ -212,6 +217,7 @@ class RDCVersatile(CodecHooks, CompressionModel):
         residual_group_sizes: Optional[Sequence[int]] = None,
         residual_fuse_channels: int = 16,
         primary: Optional[PrimaryBranch] = None,
+        default_beta: float = 0.0,
     ):
         super().__init__()
         self.primary = PrimaryBranch(N, M, levels) if primary is None else primary
@@ -220,6 +226,7 @@ class RDCVersatile(CodecHooks, CompressionModel):
         )
         self.default_rate = float(levels - 1) if default_rate is None else default_rate
         check_rate(self.default_rate, levels, 1, 0.0, name="default_rate")
+        self.default_beta = check_beta(default_beta)
 
     # -- attributes of the shared contract ---------------------------------------
     @property
@@ -229,6 +236,10 @@ class RDCVersatile(CodecHooks, CompressionModel):
     @property
     def residual_layers(self) -> int:
         return self.residual.num_layers
+
+    #: peak decoder memory per padded pixel, for :class:`compressai_rdc.limits.DecodeLimits`
+    #: (384 measured at 768² for rdc-versatile and rdc-qmap: ``python benchmarks/decode_memory.py``)
+    decode_bytes_per_pixel: int = 420
 
     @property
     def downsampling_factor(self) -> int:
@@ -246,11 +257,23 @@ class RDCVersatile(CodecHooks, CompressionModel):
         rho = r if residual_rate is None else check_rate(residual_rate, self.levels, batch, self.default_rate, name="residual_rate")
         return r, rho
 
-    def check_controls(self, rate=None, residual_rate=None, layers=None, beta=0.0) -> None:
+    def check_controls(self, rate=None, residual_rate=None, layers=None, beta=None) -> None:
         """Validate control values (used by :mod:`compressai_rdc.codec`)."""
         self._rates(1, rate, residual_rate)
         check_layers(layers, self.residual_layers)
-        check_beta(beta)
+        self._beta(beta)
+
+    def _beta(self, beta: Optional[float]) -> float:
+        return self.default_beta if beta is None else check_beta(beta)
+
+    def _default_layers(self, layers: Optional[int], beta: Optional[float] = None) -> Optional[int]:
+        """``layers=None`` at β = 1 means no residual layer (β = 1 never reads one)."""
+        return 0 if layers is None and self._beta(beta) == 1.0 else layers
+
+    def layers_read(self, beta: Optional[float] = None, layers: Optional[int] = None) -> Optional[int]:
+        """Residual layers a decode with these controls reads (``None`` = all in the stream);
+        :func:`compressai_rdc.codec.bytes_read` counts only those substreams."""
+        return 0 if self._beta(beta) == 1.0 else layers
 
     def _scalar(self, value: RateLike, name: str) -> Optional[float]:
         if isinstance(value, Tensor):
@@ -304,11 +327,12 @@ class RDCVersatile(CodecHooks, CompressionModel):
         Args:
             x: images (B, 3, H, W), H and W multiples of 16.
             rate: primary rate, float in ``[0, L−1]`` or a (B,) tensor.
-            layers: residual layers ``0..K`` (default ``K``; 0 skips the residual).
+            layers: residual layers ``0..K`` (default ``K``, or 0 when ``default_beta``
+                is 1; 0 skips the residual).
             residual_rate: residual rate (default: ``rate``).
 
         Returns:
-            ``{"x_hat": x̂₁ + r̂, "x_hat_primary": x̂₁, "residual": r̂ or None,
+            ``{"x_hat": x̂₁ + (1 − β)·r̂ at β = default_beta, "x_hat_primary": x̂₁, "residual": r̂ or None,
             "likelihoods": {"y", "z"[, "res_y", "res_z"]}, "likelihoods_primary",
             "likelihoods_residual"}``.
         """
@@ -325,7 +349,7 @@ class RDCVersatile(CodecHooks, CompressionModel):
 
     # -- shared by subclasses that condition the primary branch (rdc-qmap) ------------
     def _forward(self, x: Tensor, rate: RateLike, layers: Optional[int], residual_rate: RateLike, cond: Dict[str, Any]) -> Dict[str, Any]:
-        k = check_layers(layers, self.residual_layers)
+        k = check_layers(self._default_layers(layers), self.residual_layers)
         r, rho = self._rates(x.shape[0], rate, residual_rate)
         p = self.primary(x, r, **cond)
         x1 = p["x_hat"]
@@ -333,12 +357,13 @@ class RDCVersatile(CodecHooks, CompressionModel):
                                "likelihoods_primary": p["likelihoods"], "likelihoods_residual": {}}
         if k > 0:
             res = self.residual(x, x1, rho, k)
-            out.update(x_hat=x1 + res["r_hat"], residual=res["r_hat"], likelihoods_residual=res["likelihoods"])
+            x_hat = x1 + res["r_hat"] if self.default_beta == 0.0 else x1 + (1.0 - self.default_beta) * res["r_hat"]
+            out.update(x_hat=x_hat, residual=res["r_hat"], likelihoods_residual=res["likelihoods"])
         out["likelihoods"] = {**out["likelihoods_primary"], **out["likelihoods_residual"]}
         return out
 
     def _compress(self, x: Tensor, rate: RateLike, layers: Optional[int], residual_rate: RateLike, cond: Dict[str, Any]) -> Dict[str, Any]:
-        k = check_layers(layers, self.residual_layers)
+        k = check_layers(self._default_layers(layers), self.residual_layers)
         r, rho = self._rates(x.shape[0], self._scalar(rate, "rate"), self._scalar(residual_rate, "residual_rate"))
         p = self.primary.compress(x, r, **cond)
         strings = list(p["strings"])
@@ -352,13 +377,14 @@ class RDCVersatile(CodecHooks, CompressionModel):
         strings: Sequence[Sequence[bytes]],
         shape,
         rate: RateLike = None,
-        beta: float = 0.0,
+        beta: Optional[float] = None,
         layers: Optional[int] = None,
         residual_rate: RateLike = None,
     ) -> Dict[str, Tensor]:
         """Decode ``x̄ = x̂₁ + (1 − β)·r̂`` from the first ``layers`` residual layers.
 
-        ``beta=1`` or ``layers=0`` decodes the primary substreams only.
+        ``beta=1`` or ``layers=0`` decodes the primary substreams only;
+        ``beta=None`` is ``default_beta``.
         """
         if not isinstance(strings, (list, tuple)) or len(strings) < 2 or len(strings) == 3:
             raise InvalidArgumentError("strings must be [y, z] or [y, z, res_z, res_1, ...]")
@@ -366,7 +392,7 @@ class RDCVersatile(CodecHooks, CompressionModel):
         if available > self.residual_layers:
             raise InvalidArgumentError(f"{available} residual layer strings; this model has {self.residual_layers}")
         k = check_layers(layers, available)
-        beta = check_beta(beta)
+        beta = self._beta(beta)
         batch = len(strings[0])
         r, rho = self._rates(batch, rate, residual_rate)
         p = self.primary.decompress(strings[:2], shape, r)
@@ -383,7 +409,7 @@ class RDCVersatile(CodecHooks, CompressionModel):
 
         return codec.encode(self, x, rate=rate, layers=layers, residual_rate=residual_rate)
 
-    def decode(self, data: bytes, beta: float = 0.0, layers: Optional[int] = None) -> Tensor:
+    def decode(self, data: bytes, beta: Optional[float] = None, layers: Optional[int] = None) -> Tensor:
         """``x̄`` (B, 3, H, W) from container bytes; ``beta`` and ``layers`` chosen now."""
         from compressai_rdc import codec
 
@@ -421,9 +447,7 @@ PAPER = (
 
 SPECS: Dict[str, Dict[str, Any]] = {
     "rdc-versatile": dict(
-        cls=RDCVersatile,
-        qualities=RDCVersatile.QUALITIES,
-        quality_kwargs=RDCVersatile.quality_kwargs,
+        cls=RDCVersatile,  # qualities and quality_kwargs: the class's QUALITIES and quality_kwargs
         description="RDC: gain-unit primary branch + scalable residual branch; rate, layers and beta in one model",
         paper=PAPER,
     ),

@@ -98,10 +98,11 @@ class RDCQmap(RDCVersatile):
         residual_fuse_channels: int = 16,
         cond_channels: int = 24,
         default_qmap: float = 0.5,
+        default_beta: float = 0.0,
     ):
         primary = QmapPrimaryBranch(N, M, levels, cond_channels=cond_channels)
         super().__init__(N, M, levels, residual_N, residual_M, residual_layers, default_rate, residual_group_sizes,
-                         residual_fuse_channels, primary=primary)
+                         residual_fuse_channels, primary=primary, default_beta=default_beta)
         if not 0.0 <= default_qmap <= 1.0:
             raise InvalidArgumentError(f"default_qmap {default_qmap} is outside [0, 1]")
         self.default_qmap = float(default_qmap)
@@ -128,7 +129,7 @@ class RDCQmap(RDCVersatile):
         """Controls the decoder needs (the map is not one of them)."""
         return super().stream_controls(rate, residual_rate, layers)
 
-    def check_controls(self, rate=None, residual_rate=None, layers=None, beta=0.0, qmap=None) -> None:
+    def check_controls(self, rate=None, residual_rate=None, layers=None, beta=None, qmap=None) -> None:
         super().check_controls(rate, residual_rate, layers, beta)
 
     @classmethod
@@ -151,9 +152,7 @@ class RDCQmap(RDCVersatile):
 # -----------------------------------------------------------------------------
 SPECS: Dict[str, Dict[str, Any]] = {
     "rdc-qmap": dict(
-        cls=RDCQmap,
-        qualities=RDCQmap.QUALITIES,  # quality q selects gain level q − 1, as for rdc-versatile
-        quality_kwargs=RDCQmap.quality_kwargs,
+        cls=RDCQmap,  # QUALITIES, quality_kwargs inherited: quality q selects gain level q − 1
         description="RDC primary branch conditioned on a quality map (SFT) + scalable residual branch",
         paper=f"Liu et al., RDC (ECCV 2024) with the conditional encoder of {HEVRC_PAPER}, §4.1",
     ),

@@ -3,9 +3,11 @@
 One :class:`Registry` per kind (models, components, losses, quality-map
 strategies, tasks, commands): plain tables that import nothing of the package.
 Looking a name up first calls the loader that :mod:`compressai_rdc._plugins`
-installs with :func:`set_loader` when the package is imported (it loads the
-plugins lazily, once), so ``MODELS.get("rdc-versatile")`` works in a fresh
-process. Each entry records which plugin registered it, for ``compressai-rdc plugins``.
+installs with :func:`set_loader` when the package is imported: it loads the
+plugins and runs their hooks of that kind (lazily, once per kind), so
+``MODELS.get("rdc-versatile")`` works in a fresh process and listing the CLI
+commands imports no model code. Each entry records which plugin registered it,
+for ``compressai-rdc plugins``.
 
 Model entries are :class:`ModelSpec` records; the CompressAI bridge
 (:mod:`compressai_rdc.registry._bridge`) writes every registered model into all
@@ -25,11 +27,12 @@ T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-#: called before every lookup (set by :mod:`compressai_rdc._plugins`: load the plugins once)
-_loader: Optional[Callable[[], Any]] = None
+#: called with the registry before every lookup (set by :mod:`compressai_rdc._plugins`:
+#: fill that registry from the plugins' hooks, once)
+_loader: Optional[Callable[["Registry"], Any]] = None
 
 
-def set_loader(loader: Optional[Callable[[], Any]]) -> None:
+def set_loader(loader: Optional[Callable[["Registry"], Any]]) -> None:
     """Install the function every lookup calls first (the plugin loader)."""
     global _loader
     _loader = loader
@@ -93,7 +96,7 @@ class Registry(Generic[T]):
     # -- lookup ------------------------------------------------------------------
     def _loaded(self) -> Dict[str, Entry[T]]:
         if _loader is not None:
-            _loader()
+            _loader(self)  # runs the plugins' hooks of this kind, once
         return self._entries
 
     def get(self, name: str) -> T:
@@ -141,24 +144,43 @@ def _same(a: Any, b: Any) -> bool:
 # -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WeightSpec:
-    """Where the pretrained weights of one model (metric, quality) live.
+    """Where the pretrained weights of one model (metric, quality) live, and how to decode with them.
+
+    Like timm's ``pretrained_cfg``, the spec travels with the weights: whatever
+    the weights need at decode time is recorded here, not in the callers.
 
     Attributes:
-        file: file name (``*.safetensors``), looked up inside the package's
-            ``zoo/weights`` folder and then in ``$COMPRESSAI_RDC_WEIGHTS``.
+        file: file name (``*.safetensors``). Looked up inside ``package`` when it
+            is set (a plugin shipping its own weights: ``package="my_pkg"``,
+            ``file="weights/w.safetensors"``), else in compressai-rdc's
+            ``zoo/weights`` folder; then in ``$COMPRESSAI_RDC_WEIGHTS``.
         sha256: hex digest the file must have.
         description: how the weights were trained (data, steps, recipe).
+        decode_beta: the β these weights give their best images at, used as the
+            model's default β (CLI ``decode``, ``demo``, ``eval``, CompressAI's
+            ``eval_model`` through ``forward``) for models with a ``default_beta``.
+            ``None`` keeps the model's own default. Weights whose residual branch
+            is untrained say 1.0 (primary branch only).
+        package: importable package whose folder holds ``file`` (``None`` = compressai-rdc's zoo).
     """
 
     file: str
     sha256: str
     description: str = ""
+    decode_beta: Optional[float] = None
+    package: Optional[str] = None
 
     def __post_init__(self):
         if not self.file.endswith(".safetensors"):
             raise RegistrationError(f"weights file {self.file!r} must be a .safetensors file")
         if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
-            raise RegistrationError(f"sha256 of {self.file!r} must be 64 lower-case hex digits, got {self.sha256!r}")
+            raise RegistrationError(
+                f"sha256 of {self.file!r} must be 64 lower-case hex digits, got {self.sha256!r} "
+                "(compute it with `sha256sum FILE` or compressai_rdc.zoo.sha256_file)"
+            )
+        b = self.decode_beta
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b <= 1.0):
+            raise RegistrationError(f"decode_beta of {self.file!r} must be None or a number in [0, 1], got {b!r}")
 
 
 @dataclass(frozen=True)

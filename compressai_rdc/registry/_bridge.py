@@ -17,6 +17,7 @@ table                                                  value
 
 from __future__ import annotations
 
+import sys
 from typing import Dict, Optional, Tuple
 
 import compressai.registry
@@ -31,11 +32,14 @@ _written: Dict[str, Tuple] = {}
 
 
 def _tables():
+    # through sys.modules: this runs right after compressai.zoo executes, possibly while
+    # the compressai package itself is still importing (its attribute ``zoo`` not yet set)
+    registry, zoo, image = (sys.modules[m] for m in ("compressai.registry", "compressai.zoo", "compressai.zoo.image"))
     return (
-        (compressai.registry.MODELS, "class"),
-        (compressai.zoo.image_models, "factory"),
-        (compressai.zoo.models, "factory"),
-        (compressai.zoo.image.model_architectures, "class"),
+        (registry.MODELS, "class"),
+        (zoo.image_models, "factory"),
+        (zoo.models, "factory"),
+        (image.model_architectures, "class"),
     )
 
 

@@ -58,8 +58,21 @@ def setup(device: Optional[str] = None) -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
 
 
-def teardown() -> None:
+def teardown(*, sync: bool = True) -> None:
+    """Destroy the process group before the interpreter exits (idempotent).
+
+    A gloo process group owns C++ worker threads. Left alive until exit, it is
+    destroyed by static destructors after Python has finalised, while those
+    threads are still joinable: ``std::terminate`` ("terminate called without
+    an active exception", exit -6), on whichever rank gets there first, so
+    ``torchrun`` reports failure after a successful run. Call this at the end
+    of every DDP program. ``sync`` waits at a barrier first so that no rank
+    tears down its connections while a peer still talks to it (pass ``False``
+    on an error path, where a peer may never arrive).
+    """
     if dist.is_available() and dist.is_initialized():
+        if sync:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -36,14 +36,14 @@ import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import yaml
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError, RDCError
-from compressai_rdc.losses import GANLoss, build_loss
+from compressai_rdc.losses import GANLoss, RateLoss, build_loss
 from compressai_rdc.training import distributed
 from compressai_rdc.training.data import CropSampler, default_train_dir
 from compressai_rdc.training.recipes import build_model, build_recipe
@@ -167,6 +167,13 @@ class Trainer:
             raise CheckpointError(f"--resume: no checkpoint at {str(ckpt_path)!r}")
         if not resume and ckpt_path.exists():
             raise CheckpointError(f"{str(ckpt_path)!r} exists; pass --resume to continue it or choose another --out")
+        if not resume and (self.out / "config.yaml").exists():
+            raise CheckpointError(
+                f"{str(self.out / 'config.yaml')!r} exists (a run was started there); choose another --out, "
+                "or remove the folder to start it again"
+            )
+        self.resumed_from: Optional[int] = None
+        self.changes: List[str] = []  # "key: old -> new" of a resume with other settings
 
         cfg, speed = self.config, self.config["speed"]
         self.seed = int(cfg["seed"])
@@ -231,6 +238,8 @@ class Trainer:
 
         # data ---------------------------------------------------------------------
         d = cfg["data"]
+        if not d.get("train"):
+            d["train"] = str(default_train_dir())  # recorded in config.yaml: the run says what it trained on
         self.batch_size = int(d["batch_size"])
         self._data_cfg = d
         self.phases = data_phases(d, self.total_steps)
@@ -244,9 +253,23 @@ class Trainer:
         elif start_step:
             self._fast_forward(int(start_step))
         if self.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            with open(self.out / "config.yaml", "w") as f:
-                yaml.safe_dump(self.config, f, sort_keys=False)
+            self._write_config()
+
+    def _write_config(self) -> None:
+        """Write ``config.yaml`` for a new run; on a resume with changed settings,
+        keep the old one as ``config.step<N>.yaml`` and say what changed."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "config.yaml"
+        if self.resumed_from is not None:
+            if not self.changes and path.is_file():
+                return
+            if path.is_file():
+                keep = self.out / f"config.step{self.resumed_from}.yaml"
+                os.replace(path, keep)
+                print(f"resume at step {self.resumed_from} with changed settings: {'; '.join(self.changes)} "
+                      f"(config.yaml updated, previous kept as {keep.name})", flush=True)
+        with open(path, "w") as f:
+            yaml.safe_dump(self.config, f, sort_keys=False)
 
     # -- setup helpers -----------------------------------------------------------------
     def _fast_forward(self, step: int) -> None:
@@ -369,10 +392,14 @@ class Trainer:
         self._data(self.phase(self.step)[0])
         logger = _CsvLog(self.out / "log.csv", self.step) if self.is_main else None
         bar = None
+        if self.is_main:
+            print(self.startup_summary(target), flush=True)
         if self.is_main and self.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=target, initial=min(self.step, target), desc=self.config["name"], dynamic_ncols=True)
+        bar_every = 1 if self.device.type == "cpu" else min(10, int(log_cfg["every"]))  # .item() syncs a GPU
+        rate_terms = [name for name, term in self.criterion.terms.items() if isinstance(term, RateLoss)]
         step_times: List[float] = []
         save_time, val_time = 5.0, 60.0
         images = 0
@@ -394,12 +421,12 @@ class Trainer:
             step_times = (step_times + [time.monotonic() - t0])[-50:]
             if bar is not None:
                 bar.update(1)
+                if self.step % bar_every == 0 or self.step <= 10:
+                    bar.set_postfix(progress_fields(logs, rate_terms), refresh=False)
             if self.step % int(log_cfg["every"]) == 0 or self.step == target:
                 logs = {k: float(v) for k, v in logs.items()}
                 if not all(math.isfinite(v) for v in logs.values()):
                     raise RDCError(f"non-finite loss at step {self.step}: {logs}; lower optim.lr or check the data")
-                if bar is not None:
-                    bar.set_postfix(loss=f"{logs['loss']:.4g}")
             if logger is not None and (self.step % int(log_cfg["every"]) == 0 or self.step == target):
                 last_logged = self.step
                 now = time.monotonic()
@@ -432,6 +459,7 @@ class Trainer:
         self.save_checkpoint(elapsed_extra=run_s)
         self.elapsed += run_s
         summary = {"name": self.config["name"], "step": self.step, "target_steps": target, "stopped": reason,
+                   "resumed_from": self.resumed_from, "changed_on_resume": self.changes,
                    "elapsed_s": round(self.elapsed, 2), "world_size": self.dist.world_size,
                    "rank_digests": distributed.gather_strings(state_digest(self.model, self.criterion))}
         if len(set(summary["rank_digests"])) > 1:
@@ -440,6 +468,28 @@ class Trainer:
             with open(self.out / "summary.json", "w") as f:
                 json.dump(summary, f, indent=2)
         return summary
+
+    def startup_summary(self, target: int) -> str:
+        """What this run is about to do: device and speed switches, data, parameters, output."""
+        speed = self.config["speed"]
+        params = sum(p.numel() for p in self.model.parameters())
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        d = self._data_cfg
+        phases = ", ".join(f"from step {s}: crop {c}, batch {b}" for s, c, b in self.phases) if len(self.phases) > 1 else \
+            f"crop {self.phases[0][1]}, batch {self.phases[0][2]}"
+        n = torch.get_num_threads()
+        threads = f" ({n} thread{'s' if n != 1 else ''})" if self.device.type == "cpu" else ""
+        start = f"resuming at step {self.step}" if self.resumed_from is not None else "new run"
+        return "\n".join([
+            f"compressai-rdc train {self.config['name']} ({self.config['kind']}): {start}, until step {target} of {self.total_steps}",
+            f"  device     {self.device}{threads} x {self.dist.world_size} process(es); bf16 {_onoff(self.bf16)}, "
+            f"channels_last {_onoff(self.channels_last)}, compile {_onoff(bool(speed.get('compile')))}, "
+            f"fused_adam {speed.get('fused_adam')}" + (f", tf32 {_onoff(bool(speed.get('tf32', True)))}" if self.device.type == "cuda" else ""),
+            f"  data       {d['train']}: {len(self._data(self.phase(self.step)[0]))} images; {phases}",
+            f"  model      {self.config['model']['name']}: {params / 1e6:.2f} M parameters, {trainable / 1e6:.2f} M trained"
+            + (f" (frozen: {', '.join(self.config.get('freeze') or [])})" if self.config.get("freeze") else ""),
+            f"  output     {self.out}/ (checkpoint.pt, log.csv, config.yaml, summary.json)",
+        ])
 
     def _install_signal_handler(self) -> None:
         if threading_main():
@@ -484,6 +534,8 @@ class Trainer:
             raise InvalidArgumentError(
                 f"--resume with a different model section: checkpoint has {state['config']['model']}, config has {self.config['model']}"
             )
+        self.changes = config_changes(state["config"], self.config)
+        self.resumed_from = int(state["step"])
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.aux_optimizer is not None and state["aux_optimizer"] is not None:
@@ -525,6 +577,35 @@ class Trainer:
         distributed.barrier()
         self._train_mode()
         return rows
+
+
+def _onoff(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def progress_fields(logs: Mapping[str, Tensor], rate_terms: Sequence[str] = ()) -> Dict[str, str]:
+    """Loss, rate (bpp: the sum of the ``rate_terms``, the loss terms that are rates) and
+    PSNR of one step's logs, for the progress bar."""
+    out = {"loss": f"{float(logs['loss']):.4g}"}
+    rates = [logs[k] for k in rate_terms if k in logs] or [logs[k] for k in logs if k == "bpp" or k.endswith(".bpp")][:1]
+    if rates:
+        out["bpp"] = f"{float(sum(rates)):.3f}"
+    psnr = next((k for k in logs if k == "psnr" or k.endswith(".psnr")), None)
+    if psnr is not None:
+        out["psnr"] = f"{float(logs[psnr]):.2f}"
+    return out
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> List[str]:
+    """``"key: old -> new"`` for every dotted key whose value differs."""
+    out: List[str] = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += config_changes(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
 
 
 def data_phases(data: Mapping[str, Any], total_steps: int) -> List[Tuple[int, int, int]]:

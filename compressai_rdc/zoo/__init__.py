@@ -11,8 +11,11 @@ weight handling are validated here, once, for all of them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
+
+from pathlib import Path
 
 from torch import nn
 
@@ -39,6 +42,30 @@ def _validate(spec: ModelSpec, quality: Optional[int], metric: str) -> None:
             raise InvalidArgumentError(f"quality {quality!r} is invalid for {spec.name}; valid: {valid}")
 
 
+#: β forced on every model built while :func:`decode_beta` is active (``None`` = the weights' own)
+_BETA_OVERRIDE: Optional[float] = None
+
+
+@contextlib.contextmanager
+def decode_beta(beta: Optional[float]) -> Iterator[None]:
+    """Within the block, models built by :func:`create_model` (and so by CompressAI's
+    zoo tables) get ``default_beta = beta`` instead of their weights' ``decode_beta``.
+
+    This is how ``compressai-rdc eval-model --beta B`` reaches models that
+    CompressAI's ``eval_model`` builds itself.
+    """
+    global _BETA_OVERRIDE
+    if beta is not None:
+        from compressai_rdc.models.rdc import check_beta
+
+        beta = check_beta(beta)
+    previous, _BETA_OVERRIDE = _BETA_OVERRIDE, beta
+    try:
+        yield
+    finally:
+        _BETA_OVERRIDE = previous
+
+
 def create_model(
     name: str,
     quality: Optional[int] = None,
@@ -50,22 +77,32 @@ def create_model(
     sha256: Optional[str] = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build a registered codec, optionally with pretrained weights.
+    """Build a registered codec (or one of CompressAI's own architectures), optionally with weights.
 
     Args:
-        name: registry key (``compressai_rdc.list_models()``).
+        name: registry key (``compressai_rdc.list_models()``), or a CompressAI
+            architecture (``mbt2018-mean``, ...: ``compressai.zoo.image.model_architectures``).
         quality: CompressAI quality index; for variable-rate models it picks
             the default operating point of one shared set of weights.
         metric: distortion metric the weights were trained for.
         pretrained: load the zoo's weights (shipped file, then
-            ``$COMPRESSAI_RDC_WEIGHTS``); never downloads.
+            ``$COMPRESSAI_RDC_WEIGHTS``); never downloads. For CompressAI
+            architectures pass ``weights=`` instead (their zoo downloads).
         progress: accepted for CompressAI compatibility; nothing is downloaded.
         weights: explicit ``.safetensors`` file (or folder holding the zoo's
-            file name); implies loading weights.
+            file name); implies loading weights. A CompressAI architecture is then
+            rebuilt from the file's shapes (``from_state_dict``), so any
+            width exported by ``compressai-rdc train`` fits.
         sha256: expected digest of ``weights`` (the zoo's digest is always
             checked for zoo files).
         **kwargs: architecture overrides passed to the model class.
+
+    Models with a ``default_beta`` get the ``decode_beta`` of the weights they load
+    (:class:`~compressai_rdc.registry.WeightSpec`), so every decode path uses the
+    β those weights are best at.
     """
+    if name not in MODELS and _compressai_architecture(name) is not None:
+        return _create_compressai_model(name, quality, metric, pretrained, weights=weights, sha256=sha256, **kwargs)
     spec = MODELS.get(name)
     _validate(spec, quality, metric)
     ctor: Dict[str, Any] = dict(spec.kwargs)
@@ -75,13 +112,99 @@ def create_model(
     model = spec.cls(**ctor)
     if pretrained or weights is not None:
         wspec = spec.weight_spec(metric, quality if quality is not None else spec.qualities[-1])
-        path = resolve_weights(wspec.file if wspec else None, weights, what=f"{name} (metric={metric}, quality={quality})")
+        path = resolve_weights(
+            wspec.file if wspec else None, weights, what=f"{name} (metric={metric}, quality={quality})",
+            package=wspec.package if wspec else None,
+        )
         expected = sha256
-        if expected is None and wspec is not None and path.name == wspec.file:
+        from_zoo = wspec is not None and path.name == Path(wspec.file).name
+        if expected is None and from_zoo:
             expected = wspec.sha256
         load_into(model, load_state_dict_file(path, expected), source=str(path))
+        if from_zoo and wspec.decode_beta is not None and hasattr(model, "default_beta"):
+            model.default_beta = float(wspec.decode_beta)
         model.eval()
+    if _BETA_OVERRIDE is not None and hasattr(model, "default_beta"):
+        model.default_beta = _BETA_OVERRIDE
     return model
+
+
+def load_model(
+    name: str,
+    weights: Optional[PathLike] = None,
+    pretrained: bool = False,
+    metric: str = "mse",
+    device: str = "cpu",
+    *,
+    quality: Optional[int] = None,
+) -> nn.Module:
+    """A registered model with real weights, in eval mode with entropy coders ready
+    (the one loader of the CLI and the evaluation).
+
+    A ``weights`` file gives the widths: the class's ``from_state_dict`` (when it
+    has one) rebuilds the architecture the file was trained with, then
+    :func:`load_into` loads it as every zoo load does (exact fp16-flushed
+    constants, entropy-coder tables). ``pretrained`` uses the zoo's file.
+
+    Raises:
+        InvalidArgumentError: neither ``weights`` nor ``pretrained``.
+    """
+    spec = MODELS.get(name)
+    _validate(spec, quality, metric)
+    if weights is not None:
+        from compressai_rdc.zoo._pretrained import clean_state_dict
+
+        raw = clean_state_dict(load_state_dict_file(weights), cast=False)
+        extra = dict(spec.quality_kwargs(quality)) if quality is not None and spec.quality_kwargs is not None else {}
+        if hasattr(spec.cls, "from_state_dict"):
+            inferred = spec.cls.from_state_dict({k: v.float() if v.is_floating_point() else v for k, v in raw.items()}, **extra)
+            model = load_into(inferred, raw, source=str(weights))
+        else:
+            model = create_model(name, quality, metric, weights=weights)
+    elif pretrained:
+        model = create_model(name, quality, metric, pretrained=True)
+    else:
+        raise InvalidArgumentError(
+            f"model {name!r} needs weights: pass a .safetensors file or pretrained=True "
+            "(a random initialisation cannot be decoded by anyone else)"
+        )
+    model = model.to(device).eval()
+    model.update()
+    return model
+
+
+def _compressai_architecture(name: str) -> Optional[type]:
+    from compressai.zoo.image import model_architectures
+
+    return model_architectures.get(name)
+
+
+def _create_compressai_model(
+    name: str, quality: Optional[int], metric: str, pretrained: bool, *, weights: Optional[PathLike], sha256: Optional[str], **kwargs: Any
+) -> nn.Module:
+    """One of CompressAI's architectures: from a safetensors file, or freshly initialised at ``quality``."""
+    from compressai.zoo import image_models
+
+    from compressai_rdc.zoo._pretrained import clean_state_dict
+
+    cls = _compressai_architecture(name)
+    if weights is not None:
+        path = resolve_weights(None, weights, what=name)
+        sd = clean_state_dict(load_state_dict_file(path, sha256), cast=False)  # load_into sees the file's dtypes
+        model = cls.from_state_dict(sd)
+        load_into(model, sd, source=str(path))
+        return model.eval()
+    if pretrained:
+        raise InvalidArgumentError(
+            f"pretrained=True for CompressAI's {name!r} would download from the internet; "
+            "pass weights=<.safetensors file> (e.g. exported by `compressai-rdc train baseline-mbt2018-mean`)"
+        )
+    if quality is None:
+        raise InvalidArgumentError(f"CompressAI's {name!r} needs a quality (its widths depend on it) or weights=<file>")
+    try:
+        return image_models[name](quality=quality, metric=metric, pretrained=False, **kwargs)
+    except (ValueError, KeyError) as exc:
+        raise InvalidArgumentError(f"CompressAI's {name!r} rejected quality={quality!r}, metric={metric!r}: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,9 +236,11 @@ def __getattr__(attr: str) -> Callable[..., nn.Module]:
 __all__ = [
     "WEIGHTS_ENV",
     "create_model",
+    "decode_beta",
     "get_factory",
     "hevrc",
     "load_into",
+    "load_model",
     "load_state_dict_file",
     "rdc_qmap",
     "rdc_versatile",

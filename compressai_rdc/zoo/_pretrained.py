@@ -3,7 +3,8 @@
 Resolution order for ``pretrained=True``:
 
 1. an explicit ``weights=`` path (a file, or a folder holding the expected file);
-2. the file shipped inside the package (``compressai_rdc/zoo/weights/``);
+2. the file shipped inside a package: the :class:`~compressai_rdc.registry.WeightSpec`'s
+   ``package`` (a plugin's own), else compressai-rdc's ``compressai_rdc/zoo/weights/``;
 3. the folder named by ``$COMPRESSAI_RDC_WEIGHTS``.
 
 Nothing is ever downloaded. Files with a declared sha256 are verified before
@@ -30,9 +31,15 @@ _PREFIXES = ("module.", "_orig_mod.", "state_dict.", "model.")
 PathLike = Union[str, os.PathLike]
 
 
-def shipped_weights_dir() -> Path:
-    """Folder of the weights shipped inside the installed package."""
-    return Path(str(files("compressai_rdc.zoo") / "weights"))
+def shipped_weights_dir(package: Optional[str] = None) -> Path:
+    """Folder of the weights shipped inside an installed package: ``package``'s own
+    folder (a plugin shipping weights), else compressai-rdc's ``zoo/weights``."""
+    if package is None:
+        return Path(str(files("compressai_rdc.zoo") / "weights"))
+    try:
+        return Path(str(files(package)))
+    except ModuleNotFoundError as exc:
+        raise WeightsNotFoundError(f"weights package {package!r} is not importable: {exc}") from exc
 
 
 def sha256_file(path: PathLike) -> str:
@@ -44,7 +51,7 @@ def sha256_file(path: PathLike) -> str:
 
 
 def resolve_weights(
-    file_name: Optional[str], weights: Optional[PathLike] = None, *, what: str = "model"
+    file_name: Optional[str], weights: Optional[PathLike] = None, *, what: str = "model", package: Optional[str] = None
 ) -> Path:
     """Find a weights file offline, in the documented order.
 
@@ -53,6 +60,7 @@ def resolve_weights(
             when the zoo has no pretrained weights for this model.
         weights: explicit file or folder given by the caller.
         what: name used in error messages.
+        package: package whose folder holds ``file_name`` (``None`` = compressai-rdc's zoo).
 
     Raises:
         WeightsNotFoundError: naming every place that was tried.
@@ -66,18 +74,18 @@ def resolve_weights(
                     f"weights={str(p)!r} is a folder, but {what} has no registered weights file name; "
                     "pass the path of a .safetensors file"
                 )
-            p = p / file_name
+            p = p / Path(file_name).name
         if p.is_file():
             return p
         raise WeightsNotFoundError(f"weights file for {what} not found: {str(p)!r}")
     if file_name is not None:
-        shipped = shipped_weights_dir() / file_name
+        shipped = shipped_weights_dir(package) / file_name
         if shipped.is_file():
             return shipped
         tried.append(f"shipped file {str(shipped)!r}")
         env_dir = os.environ.get(WEIGHTS_ENV)
         if env_dir:
-            p = Path(env_dir).expanduser() / file_name
+            p = Path(env_dir).expanduser() / Path(file_name).name
             if p.is_file():
                 return p
             tried.append(f"${WEIGHTS_ENV} file {str(p)!r}")
@@ -139,9 +147,27 @@ def clean_state_dict(state_dict: Mapping, *, cast: bool = True) -> Dict[str, tor
 def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dict") -> nn.Module:
     """Load ``state_dict`` into ``model``, resizing CompressAI's entropy-coder buffers.
 
-    Models whose saved entropy-coder tables are empty are updated afterwards so
-    that ``compress`` works immediately.
+    The entropy-coder tables are then recomputed from the loaded parameters
+    (``model.update(force=True)``). Tables are a function of the parameters, but
+    a file's tables may have been computed before its parameters were rounded to
+    fp16 (the shipped ``rdc-versatile`` file: 6 of its 6 table buffers differ
+    from a recomputation); a stream made after a caller's own
+    ``update(force=True)`` would then decode to NaN on a model that kept the
+    file's tables, and the weights hash (:func:`compressai_rdc.codec.weights_hash`)
+    rightly refuses it. Recomputing at load makes ``update(force=True)`` a no-op
+    on loaded weights, so both sides hold the same tables.
+
+    Raises:
+        WeightsFormatError: ``state_dict`` is not a mapping of tensors (a file path
+            needs :func:`load_state_dict_file` first) or does not fit ``model``.
     """
+    if isinstance(state_dict, (str, os.PathLike)):
+        raise WeightsFormatError(
+            f"load_into got the path {str(state_dict)!r}, not a state dict; read the file first: "
+            f"load_into(model, load_state_dict_file({str(state_dict)!r}))"
+        )
+    if not isinstance(state_dict, Mapping):
+        raise WeightsFormatError(f"load_into needs a state dict (a mapping name -> tensor), got {type(state_dict).__name__}")
     raw = clean_state_dict(state_dict, cast=False)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in raw.items()}
     _keep_exact_constants(model, raw, sd)
@@ -150,7 +176,9 @@ def load_into(model: nn.Module, state_dict: Mapping, *, source: str = "state dic
         model.load_state_dict(sd)
     except RuntimeError as exc:
         raise WeightsFormatError(f"weights from {source} do not fit {type(model).__name__}: {exc}") from exc
-    if _needs_update(model):
+    from compressai.entropy_models import EntropyModel
+
+    if any(isinstance(m, EntropyModel) for m in model.modules()):
         model.update(force=True)
     return model
 
@@ -188,12 +216,6 @@ def _fill_missing_entropy_tables(model: nn.Module, sd: Dict[str, torch.Tensor]) 
             sd.setdefault(f"{name}.{b}", getattr(module, b))
 
 
-def _needs_update(model: nn.Module) -> bool:
-    from compressai.entropy_models import EntropyModel
-
-    return any(m._offset.numel() == 0 for m in model.modules() if isinstance(m, EntropyModel))
-
-
 def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadata: Optional[Dict[str, str]] = None) -> Tuple[Path, str]:
     """Write ``model``'s state dict as safetensors and return ``(path, sha256)``.
     Refuses to overwrite a file.
@@ -218,4 +240,76 @@ def save_weights(model: nn.Module, path: PathLike, *, half: bool = True, metadat
         sd[k] = v.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata=metadata)
+    _normal_permissions(path)
     return path, sha256_file(path)
+
+
+def known_weights(path: PathLike) -> Optional[Tuple[str, str, str]]:
+    """``(model, key, sha256)`` of the zoo entry whose file name is ``path``'s name, else ``None``."""
+    from compressai_rdc.registry import MODELS
+
+    name = Path(path).name
+    for model in MODELS.names():
+        for key, spec in MODELS.get(model).weights.items():
+            if spec.file == name:
+                return model, key, spec.sha256
+    return None
+
+
+def verify_weights_file(path: PathLike) -> Tuple[bool, str]:
+    """Check a user-given weights file against the zoo by its file name.
+
+    A file named like a registered weights file must have that file's sha256
+    (:class:`ChecksumError` otherwise: a tampered or truncated copy). Returns
+    ``(known, message)``: ``known`` is False for a file the zoo does not know,
+    and ``message`` says plainly which case applies, with the file's digest.
+    """
+    path = Path(path)
+    entry = known_weights(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False, f"weights {str(path)!r}"
+    actual = sha256_file(path)
+    if entry is None:
+        return False, (f"using unregistered weights {str(path)!r} (sha256 {actual}): "
+                       "not a zoo file, so nothing vouches for its contents")
+    model, key, expected = entry
+    if actual != expected:
+        raise ChecksumError(
+            f"{str(path)!r} has the name of the zoo's {model} ({key}) weights but sha256 {actual}, "
+            f"expected {expected}: the file is corrupt or was modified"
+        )
+    return True, f"verified zoo weights {model} ({key}) {str(path)!r}, sha256 {actual}"
+
+
+def read_tensors_file(path: PathLike) -> Dict[str, object]:
+    """Read a checkpoint without ever unpickling code.
+
+    ``.safetensors`` files are read by :func:`load_state_dict_file`; any other
+    file with ``torch.load(weights_only=True)`` (explicitly: torch < 2.6
+    defaults to full unpickling), which only rebuilds tensors and plain
+    containers.
+
+    Raises:
+        WeightsFormatError: the file needs pickled code (or is not a checkpoint).
+    """
+    import pickle
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_state_dict_file(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
+        raise WeightsFormatError(
+            f"checkpoint {str(path)!r} is not a tensors-only file ({type(exc).__name__}: {str(exc)[:200]}); "
+            "compressai-rdc never unpickles code: save a state dict (safetensors, or torch.save of tensors)"
+        ) from exc
+
+
+
+def _normal_permissions(path: Path) -> None:
+    """safetensors creates files readable by the owner only (0600); give the file
+    the mode any new file gets here (0644 under the usual umask 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

@@ -5,8 +5,16 @@ or ``"<metric>-<quality>"``. Files live in ``compressai_rdc/zoo/weights/``.
 
 The table is read from the release manifest ``zoo/weights/release.json``,
 which ``compressai-rdc release --ship`` writes when newly trained weights beat
-the shipped ones (:mod:`compressai_rdc.training.release`): one place names a
-file, its sha256, how it was trained and what it measured.
+the shipped ones (:mod:`compressai_rdc.training.release`): the one place a
+shipped file's name, sha256, training and measurements are written (the model
+families' ``SPECS`` take their weights from here). When new weights ship,
+refresh the golden vectors pinned to the file's sha256::
+
+    python -m tests.regen_golden --shipped
+
+``beta`` (``decode_beta`` of the :class:`~compressai_rdc.registry.WeightSpec`) is the β
+the weights are best decoded at; it becomes the model's default β everywhere (CLI,
+demo, eval, CompressAI's ``eval_model``).
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ def _load() -> Dict[str, Dict[str, WeightSpec]]:
     path = files("compressai_rdc.zoo") / "weights" / "release.json"
     manifest = json.loads(path.read_text()) if path.is_file() else {}
     return {
-        model: {entry.get("metric", "mse"): WeightSpec(entry["file"], entry["sha256"], description=describe(entry))}
+        model: {entry.get("metric", "mse"): WeightSpec(entry["file"], entry["sha256"], description=describe(entry),
+                                                      decode_beta=float(entry.get("beta", 0.0)))}
         for model, entry in manifest.items()
     }
 
