@@ -145,9 +145,12 @@ def test_eval_cli_end_to_end(toy_data, tmp_path):
     assert rc == 0
     assert detect_task(str(toy_data / "cls")) == "classification" and detect_task(str(toy_data / "rd")) is None
     for ds in ("rd", "cls"):
-        for codec, n in (("uncompressed", 1), ("jpeg", 3), ("webp", 3), ("rdc-random", 4), ("mbt2018-mean", 2)):
+        # one JSON per rate curve: the β sweep of rdc-random gives one file per β (CompressAI's plot draws lines)
+        for codec, name, n in (("uncompressed", "uncompressed", 1), ("jpeg", "jpeg", 3), ("webp", "webp", 3),
+                               ("rdc-random-beta0", "rdc-random[beta=0]", 2), ("rdc-random-beta1", "rdc-random[beta=1]", 2),
+                               ("mbt2018-mean", "mbt2018-mean", 2)):
             j = json.loads((out / ds / f"{codec}.json").read_text())
-            assert j["name"] == codec and j["description"].startswith("Inference (")
+            assert j["name"] == name and j["description"].startswith("Inference (")
             res = j["results"]
             for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"):
                 assert len(res[key]) == n
@@ -156,8 +159,9 @@ def test_eval_cli_end_to_end(toy_data, tmp_path):
                 assert j["protocol"] == "crop256" and j["task"] == "classification"
         assert (out / "plots" / f"{ds}-rd.png").stat().st_size > 1000
         assert (out / "plots" / f"{ds}-rd.svg").is_file()
-    rdc = json.loads((out / "cls" / "rdc-random.json").read_text())["results"]
-    assert rdc["rate"] == [0, 0, 5, 5] and rdc["beta"] == [0, 1, 0, 1]
+    for beta in (0, 1):
+        rdc = json.loads((out / "cls" / f"rdc-random-beta{beta}.json").read_text())["results"]
+        assert rdc["rate"] == [0, 5] and rdc["beta"] == [beta, beta]
     unc = json.loads((out / "cls" / "uncompressed.json").read_text())["results"]
     assert unc["bpp"] == [24.0] and unc["psnr-rgb"] == [None]
     for name in ("cls-rc", "cls-beta", "cls-dc"):

@@ -49,3 +49,14 @@ def test_measure_reports_both_loops(images):
     assert modes == ["plain-fp32", "fast"]  # no TF32 row on the CPU
     assert all(r["images_per_s"] > 0 and r["steps"] >= 1 for r in res["results"])
     assert res["speedup_fast_vs_plain_fp32"] > 0
+
+
+def test_measure_the_cognition_recipe_against_its_plain_loop(images):
+    """Any recipe (here the cognition recipe, frozen backbone in every step) is measured against the
+    same trainer with every speed switch off; fast-loop switches can be overridden."""
+    res = measure("mbt2018-mean", 1, 64, "cpu", 1, 1, seconds=0.1, steps=1, warmup=1, fast_warmup=1,
+                  recipe="rdc-versatile-stage1-fm", speed={"channels_last": True})
+    assert res["recipe"] == "rdc-versatile-stage1-fm" and res["model"] is None
+    assert [r["mode"] for r in res["results"]] == ["plain-fp32", "fast"]
+    assert res["speed_overrides"] == {"channels_last": True} and res["speedup_fast_vs_plain_fp32"] > 0
+    assert res["device"].startswith("cpu (") and "native bf16:" in res["device"]

@@ -148,8 +148,10 @@ def measure(
     N: Optional[int] = None,
     M: Optional[int] = None,
     recipe: str = "baseline-mbt2018-mean",
+    speed: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """Images/s of each mode; see the module docstring. ``fast_warmup`` covers compilation.
+    """Images/s of each mode; see the module docstring. ``fast_warmup`` covers compilation;
+    ``speed`` overrides the fast loop's speed switches (e.g. ``{"channels_last": True}``).
 
     For the baseline recipe the plain loop is CompressAI's example loop; for any
     other recipe (e.g. the cognition recipe, whose frozen backbone is part of
@@ -173,7 +175,8 @@ def measure(
                                   speed=dict(PLAIN_SPEED, tf32=tf32))
             b, w = plain_batch, warmup
         elif mode == "fast":
-            fn, b, w = fast_step_fn(model_name, quality, fast_batch, crop, dev, images, compile=compile, N=N, M=M, recipe=recipe), fast_batch, fast_warmup
+            fn = fast_step_fn(model_name, quality, fast_batch, crop, dev, images, compile=compile, N=N, M=M, recipe=recipe, speed=speed)
+            b, w = fast_batch, fast_warmup
         else:
             raise ValueError(f"unknown mode {mode!r}; valid: plain-fp32, plain-tf32, fast")
         r = _timed(fn, dev, w, steps, seconds, b)
@@ -185,6 +188,7 @@ def measure(
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     return {
         "recipe": recipe, "model": model_name if recipe == "baseline-mbt2018-mean" else None, "quality": quality, "crop": crop,
+        "speed_overrides": dict(speed or {}),
         "device": name, "torch": torch.__version__, "results": results,
         "speedup_fast_vs_plain_fp32": round(by["fast"] / by["plain-fp32"], 2) if {"fast", "plain-fp32"} <= set(by) else None,
     }
@@ -221,6 +225,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--seconds", type=float, default=15.0, help="measuring time per mode (after warm-up)")
     p.add_argument("--fast-warmup", type=int, default=8, help="warm-up steps of the fast loop (compilation)")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--speed", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a speed switch of the fast loop (e.g. --speed channels_last=true --speed compile=true)")
     p.add_argument("--json", default=None, help="also write the result here")
     a = p.parse_args(argv)
     on_cpu = torch.device(a.device).type == "cpu"
@@ -228,8 +234,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     recipes = (a.recipes or ("baseline-mbt2018-mean,rdc-versatile-stage1-fm" if on_cpu else "baseline-mbt2018-mean")).split(",")
     plain_batch = a.plain_batch or (8 if on_cpu else 16)
     fast_batch = a.fast_batch or (8 if on_cpu else 64)
+    from compressai_rdc.training.recipes import _yaml
+
+    speed = {}
+    for item in a.speed:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--speed {item!r} must look like KEY=VALUE (e.g. channels_last=true)")
+        speed[key.strip()] = _yaml(value)
     runs = [measure(a.model, a.quality, crop, a.device, plain_batch, fast_batch, a.data, a.seconds, fast_warmup=a.fast_warmup,
-                    compile=False if a.no_compile else "auto", recipe=recipe)
+                    compile=False if a.no_compile else "auto", recipe=recipe, speed=speed)
             for recipe in recipes for crop in crops]
     res: Any = runs[0] if len(runs) == 1 else {"runs": runs}
     text = json.dumps(res, indent=2)
