@@ -252,6 +252,32 @@ def test_rate_counts_the_substreams_the_decode_reads(toy_data, tmp_path):
     assert header[12:15] == ["n_images", "bpp", "psnr-rgb"] and header[-2:] == ["encoding_time", "decoding_time"]
 
 
+def test_rate_sweep_runs_the_analysis_once_per_image_with_the_bytes_of_plain_encodes():
+    """A swept ``rate`` at β = 1 reuses one primary analysis per image (the model's
+    ``rate_control`` hook) and writes the same container bytes as ``codec.encode``."""
+    from compressai_rdc.eval.codecs import LearnedCodec
+
+    torch.manual_seed(0)
+    net = create_model("rdc-versatile", N=32, M=48, residual_N=16, residual_M=24, default_beta=1.0).eval()
+    net.update(force=True)
+    calls = []
+    inner = net.primary.analysis
+    net.primary.analysis = lambda x, **cond: calls.append(tuple(x.shape)) or inner(x, **cond)
+    lc = LearnedCodec({None: net}, {"rate": [0, 2.5, 7]}, name="rdc")
+    g = torch.Generator().manual_seed(1)
+    images = [torch.randint(0, 256, (3, 40, 72), dtype=torch.uint8, generator=g) for _ in range(2)]
+    streams = {}
+    for n, img in enumerate(images):
+        for op in lc.operating_points():
+            streams[n, op.get("rate")] = lc.encode(img, op)
+        assert len(calls) == n + 1  # one analysis for the three rates of this image
+    net.primary.analysis = inner
+    for (n, rate), data in streams.items():
+        x = images[n].float().div(255).unsqueeze(0)
+        assert data == codec.encode(net, x, rate=float(rate))
+    assert len({streams[0, r] for r in (0, 2.5, 7)}) == 3
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

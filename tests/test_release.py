@@ -170,6 +170,28 @@ def test_ledger_rows_append_between_markers(tmp_path):
     assert table[3].endswith("| 7000→9000 | 56,000 | 27.12 dB / — | 51.20 % | no |")
 
 
+def test_a_chunk_continues_the_ledger_from_its_last_recorded_step(tmp_path):
+    """Steps that ran after the ledger's last row without a row of their own (a chunk
+    stopped before its evaluation) belong to the next row: its start step is the
+    ledger's, and log.csv gives the training seconds they took."""
+    doc = tmp_path / "results.md"
+    row = {"date": "2026-11-30", "device": "cpu", "minutes": 89, "stage": "stage0", "step_from": 0, "step_to": 1651,
+           "images": 13208, "eval": {}, "shipped": True}
+    assert release.ledger_step(doc, "stage0") is None  # no ledger yet
+    append_ledger(doc, row)
+    append_ledger(doc, dict(row, stage="stage0 0→24000 + stage1-fm", step_from=0, step_to=40))
+    assert release.ledger_step(doc, "stage0") == 1651
+    assert release.ledger_step(doc, "stage1-fm") == 40
+    assert release.ledger_step(doc, "stage2") is None
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("step,time_s,lr\n100,76.5,1e-4\n1600,5229.3,1e-4\n1700,5367.1,1e-4\n")
+    assert release.log_seconds(run, 1651) == 5229.3
+    assert release.log_seconds(run, 99) == 0.0
+    assert release.log_seconds(run, 5000) == 5367.1
+    assert release.log_seconds(tmp_path / "missing", 10) == 0.0
+
+
 def test_manifest_is_the_zoo_weights_table():
     from compressai_rdc.zoo._pretrained import sha256_file
     from compressai_rdc.zoo._weights import PRETRAINED

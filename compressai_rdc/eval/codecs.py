@@ -231,6 +231,8 @@ class LearnedCodec(Codec):
         self.sweeps = {k: list(v) for k, v in sweeps.items()}
         self.name, self.description = name, description
         self._strategies: Dict[Tuple[str, int], Any] = {}
+        #: (image, fixed controls, rate control) of the last rate sweep (see :meth:`_rate_sweep`)
+        self._sweep: Optional[Tuple[torch.Tensor, Hashable, Any]] = None
         from compressai_rdc import codec as _codec  # the generic container codec (issue 3)
 
         self._codec = _codec
@@ -286,13 +288,26 @@ class LearnedCodec(Codec):
 
             importance = self._strategy(strategy, model)(xf)
             controls["qmap"] = gamma_level(importance.to(xf), float(op.get("level", 1.0)))
+            return self._codec.encode(model, xf, **controls)
+        if "rate" in controls and len(self.sweeps.get("rate", ())) > 1:
+            return self._rate_sweep(model, x, xf, controls).encode(model, xf, float(controls["rate"]))
         return self._codec.encode(model, xf, **controls)
 
-    def _needs_residual(self, model: torch.nn.Module) -> bool:
-        """Whether a swept β < 1 reads residual layers that the model's default
-        (β = 1 weights code none) would leave out of the stream."""
-        betas = [float(b) for b in self.sweeps.get("beta", [])]
-        return bool(betas) and min(betas) < 1.0 and hasattr(model, "residual_layers") and getattr(model, "default_beta", 0.0) == 1.0
+    def _rate_sweep(self, model: torch.nn.Module, x: torch.Tensor, xf: torch.Tensor, controls: Dict[str, Any]):
+        """The model's rate control on this image, built once for all swept rates.
+
+        Its ``rate_control`` hook reuses what does not depend on the rate
+        (``rdc-versatile`` at β = 1: one primary analysis for every rate) and
+        ``RateControl.encode`` writes the bytes :func:`compressai_rdc.codec.encode`
+        writes at that rate.
+        """
+        fixed = {k: v for k, v in controls.items() if k != "rate"}
+        key = (id(model), tuple(sorted(fixed.items())))
+        if self._sweep is None or self._sweep[0] is not x or self._sweep[1] != key:
+            from compressai_rdc.ratecontrol import rate_control
+
+            self._sweep = (x, key, rate_control(model, xf, control="rate", **fixed))
+        return self._sweep[2]
 
     def select(self, data: bytes, op: OperatingPoint) -> bytes:
         """The substreams this operating point's decode reads (its rate): fewer

@@ -304,8 +304,8 @@ class RDCVersatile(CodecHooks, CompressionModel):
         """With ``layers=0`` the probes and the final encode share one primary analysis."""
         from compressai_rdc.ratecontrol import Probe
 
-        if fixed.get("layers", None) != 0:
-            return None  # the residual depends on x̂₁(rate): each probe reruns it
+        if self._default_layers(fixed.get("layers")) != 0:
+            return None  # the residual depends on x̂₁(rate): each probe reruns it (no layers at β = 1 by default)
         cond = self._primary_cond(xp, fixed)
         with torch.no_grad():
             y = self.primary.analysis(xp, **cond)

@@ -43,7 +43,8 @@ class ClassificationTask(Task):
         from compressai_rdc.backbones import create_backbone, eval_transform
 
         self.model_name, self.weights = model, weights
-        self.net = create_backbone(model, weights=weights).to(self.device)
+        # channels_last: 1.6x faster inference on the CPU (same logits to 2e-5), see docs/evaluation.md
+        self.net = create_backbone(model, weights=weights).to(self.device, memory_format=torch.channels_last)
         self.transform = eval_transform(self.net)
 
     def load_dataset(self, root: PathLike) -> Dataset:
@@ -57,8 +58,12 @@ class ClassificationTask(Task):
             groups = [torch.stack(list(images))]
         else:
             groups = [im.unsqueeze(0) for im in images]
-        top5 = torch.cat([self.net(self.transform(g.to(self.device))).topk(5, dim=1).indices.cpu() for g in groups])
+        top5 = torch.cat([self._logits(g).topk(5, dim=1).indices.cpu() for g in groups])
         return [(int(t), top5[i]) for i, t in enumerate(targets)]
+
+    def _logits(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.transform(images.to(self.device)).contiguous(memory_format=torch.channels_last)
+        return self.net(x)
 
     def summarize(self, records: Sequence[Any]) -> Dict[str, float]:
         if not records:

@@ -291,6 +291,36 @@ def ledger_row(row: Mapping[str, Any]) -> str:
     )
 
 
+_ROW_STEPS = re.compile(r"^\|[^|]*\|[^|]*\|[^|]*\|\s*(?P<stage>[^|]*?)\s*\|\s*(?P<a>\d+)→(?P<b>\d+)\s*\|")
+
+
+def ledger_step(doc: Optional[Path], stage: str) -> Optional[int]:
+    """The step the ledger of ``doc`` last recorded for ``stage`` (the last row whose
+    chunk ended in that stage), or ``None``: a chunk continues the ledger from there."""
+    if doc is None or not doc.is_file() or LEDGER_START not in doc.read_text():
+        return None
+    body = doc.read_text().split(LEDGER_START, 1)[1].split(LEDGER_END, 1)[0]
+    last = None
+    for line in body.splitlines():
+        m = _ROW_STEPS.match(line.strip())
+        if m and m["stage"].split(" + ")[-1].split(" ")[0] == stage:
+            last = int(m["b"])
+    return last
+
+
+def log_seconds(run: Path, step: int) -> float:
+    """Training seconds the run folder's ``log.csv`` had counted at ``step`` (the last
+    row at or before it; 0 before the first row)."""
+    seconds = 0.0
+    log = run / "log.csv"
+    if log.is_file():
+        with open(log) as f:
+            for row in csv.DictReader(f):
+                if int(row["step"]) <= step:
+                    seconds = float(row["time_s"])
+    return seconds
+
+
 def append_ledger(doc: Path, row: Mapping[str, Any]) -> None:
     """Append one row to the ledger table between the markers of ``doc``."""
     text = doc.read_text() if doc.is_file() else ""
@@ -367,6 +397,12 @@ def continue_release(
     t_start = time.monotonic()
     images, step_from, trainer, export = 0, pos.step, None, None
     stage_i, init, start_step = pos.stage, pos.init, pos.step
+    # steps of this stage that ran after the ledger's last row but were never recorded
+    # (a chunk stopped before its evaluation, or plain `train` into the run folder)
+    recorded = ledger_step(ledger, plan.stages[pos.stage].name) if pos.source == "checkpoint" else None
+    if recorded is not None and recorded < pos.step:
+        step_from = recorded
+    unrecorded_s = 0.0
     crossed = []
     while True:
         stage = plan.stages[stage_i]
@@ -376,14 +412,16 @@ def continue_release(
         resume = (out / "checkpoint.pt").is_file()
         trainer = Trainer(cfg, out, device=device, resume=resume, init_weights=None if resume else (str(init) if init else None),
                           start_step=0 if resume else start_step, progress=progress)
-        first = trainer.step
+        first = min(trainer.step, step_from) if not crossed else trainer.step
+        if first < trainer.step:
+            unrecorded_s = trainer.elapsed - log_seconds(out, first)
         trainer.fit(max_minutes=(deadline - time.monotonic()) / 60.0)
         images += _images_seen(trainer, first, trainer.step)
         export = runs / f"{plan.model}-{stage.name}.export.safetensors"
         if export.exists():
             export.unlink()
         trainer.export(export, {"stage": stage.name, "device": device, "chunk_images": images, "step_from": step_from,
-                                "chunk_minutes": round((time.monotonic() - t_start) / 60.0, 2)})
+                                "chunk_minutes": round((time.monotonic() - t_start + unrecorded_s) / 60.0, 2)})
         if trainer.step < trainer.total_steps or stage_i + 1 >= len(plan.stages) or deadline - time.monotonic() < min_stage_s:
             break
         # stage complete: the next one starts from this export
@@ -391,7 +429,7 @@ def continue_release(
         stage_i, init, start_step, step_from = stage_i + 1, export, 0, 0
     stage = plan.stages[stage_i]
     label = " + ".join(crossed + [stage.name])
-    report = ChunkReport(start_desc, label, step_from, trainer.step, images, (time.monotonic() - t_start) / 60.0, export)
+    report = ChunkReport(start_desc, label, step_from, trainer.step, images, (time.monotonic() - t_start + unrecorded_s) / 60.0, export)
     if evaluate_after:
         finish_chunk(plan, stage_i, report, data_root, runs, device, ship, ledger, threads, residual_trained(plan, stage_i))
     return report
