@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from scipy import optimize
+from scipy import interpolate as _interpolate, optimize
 from torch import Tensor, nn
 
 from compressai_rdc import codec
@@ -467,8 +467,15 @@ def _coarse_to_fine(ctl: RateControl, target_bpp: float, *, method: str, rtol: f
     evaluations = 0
 
     def coarse_estimate(p: float) -> float:
+        """The copy's estimate; once the copy has been searched (``anchors``), its curve
+        between the estimates made: monotone cubic in ``log`` rate (no new evaluation)."""
         if p not in coarse.cache:
-            coarse.cache[p] = coarse.estimate(p)
+            known = sorted(coarse.cache.items())
+            if not (interpolate and len(known) >= 2 and known[0][0] <= p <= known[-1][0]):
+                coarse.cache[p] = coarse.estimate(p)
+                return coarse.cache[p]
+            curve = _interpolate.PchipInterpolator([k for k, _ in known], [math.log(max(v, 1e-12)) for _, v in known])
+            return math.exp(float(curve(p)))
         return coarse.cache[p]
 
     def gap(e: float) -> float:
@@ -478,6 +485,7 @@ def _coarse_to_fine(ctl: RateControl, target_bpp: float, *, method: str, rtol: f
     for _ in range(COARSE_STEPS):
         if evaluations >= max_evaluations:
             break
+        interpolate = bool(ctl.cache)
         anchors = [(p, math.log(max(e, 1e-12) / max(coarse_estimate(p), 1e-12)))
                    for p, e in sorted(ctl.cache.items(), key=lambda pe: gap(pe[1]))[:2]]
 
@@ -496,8 +504,9 @@ def _coarse_to_fine(ctl: RateControl, target_bpp: float, *, method: str, rtol: f
         # the copy's estimates so far are free points of the corrected curve: they bracket the search
         model.cache.update((p, corrected(p)) for p in list(coarse.cache) if lo <= p <= hi)
         try:
-            p = search_rate(model, target_bpp, method=method, rtol=rtol / 4, overhead_bpp=overhead_bpp,
-                            scale=scale).value
+            # the first search aims only roughly (the copy's rate is not this control's); later ones are free
+            p = search_rate(model, target_bpp, method=method, rtol=rtol / 4 if interpolate else rtol,
+                            overhead_bpp=overhead_bpp, scale=scale).value
         except RateRangeError:
             break
         if p not in ctl.cache:

@@ -323,14 +323,15 @@ class HEVRC(CodecHooks, CompressionModel):
         if fixed:
             return None  # compress takes only qmap: codec.encode reports the stray controls
         xp, pad = pad_to_multiple(x, codec.pad_multiple(self))
-        with torch.no_grad():
-            stem = self.g_a.stem(xp)
+        stem: list = []  # computed by the first probe (a control built only for its maps costs nothing)
         coded: Dict[float, Dict[str, Any]] = {}
 
         def compress(t: float) -> Dict[str, Any]:
             if t not in coded:
                 with torch.no_grad():
-                    coded[t] = self._code(self.encode_latents(xp, qmap(t), stem=stem))
+                    if not stem:
+                        stem.append(self.g_a.stem(xp))
+                    coded[t] = self._code(self.encode_latents(xp, qmap(t), stem=stem[0]))
             return coded[t]
 
         pixels = x.shape[-2] * x.shape[-1]
