@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--method", default="brent", choices=("brent", "golden", "bounded"))
     ap.add_argument("--limit", type=int, default=24)
+    ap.add_argument("--tolerance", type=float, default=0.02, help="encode_to_target's accepted relative error")
     ap.add_argument("--json", default=None, help="write every row to this file")
     ap.add_argument("--split", action="store_true", help="also time the parts of a level search (quality-map models)")
     args = ap.parse_args()
@@ -117,7 +118,7 @@ def main() -> None:
             splits.append(cost_split(net, x, args.strategy))
         for target in [float(t) for t in args.targets.split(",")]:
             try:
-                data, rep = encode_to_target(net, x, target, method=args.method, **fixed)
+                data, rep = encode_to_target(net, x, target, method=args.method, tolerance=args.tolerance, **fixed)
             except RateRangeError as exc:
                 out_of_range += 1
                 print(f"{path.name} {target}: {exc}")
@@ -132,7 +133,7 @@ def main() -> None:
                 row["plain_seconds"] = time.perf_counter() - t0
                 imp = map_of(net, x, args.strategy)
                 t0 = time.perf_counter()
-                data2, rep2 = encode_to_target(net, x, target, method=args.method, importance=imp)
+                data2, rep2 = encode_to_target(net, x, target, method=args.method, tolerance=args.tolerance, importance=imp)
                 row["seconds_given_map"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 codec.encode(net, x, **rate_control(net, x, importance=imp).controls(rep2.value))

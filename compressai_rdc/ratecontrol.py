@@ -23,8 +23,21 @@ the default, :func:`generic_rate_control`, picks
 2. the Γ level of a quality-map strategy when ``compress`` accepts ``qmap``.
 
 A model overrides the hook to reuse what does not change between probes
-(``rdc-versatile`` runs its primary analysis transform once). Rate is
-estimated with the ``rate_likelihoods`` hook (no synthesis transform).
+(``rdc-versatile`` runs its primary analysis transform once; ``hevrc`` runs the
+stages of ``g_a`` before the first SFT once, entropy-codes each probe so that its
+estimate is the real payload, and states the header up front: an
+:attr:`RateControl.exact` control, coded once). Otherwise rate is estimated
+with the ``rate_likelihoods`` hook (no synthesis transform).
+
+A Γ-level control of an image of at least 256 pixels a side has a coarse copy
+(the image and its importance map downsampled 4×, 1/16 of the pixels);
+:func:`search_rate` then searches the copy and corrects it with few full-size
+estimates (:func:`_coarse_to_fine`)::
+
+    copy: brentq on c(t)·r(t) ≈ target ──> t_k ──> full-size estimate f(t_k)
+      ▲                                                  │ within rtol ? done
+      └──── r(t) = f/c through the two f(t_k) nearest the target (PCHIP of c between its estimates)
+
 This module sits above :mod:`compressai_rdc.codec` and imports it.
 """
 
