@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -62,18 +63,23 @@ def map_of(net, x, strategy: str):
 
 def cost_split(net, x, strategy: str) -> dict:
     """Seconds of the parts of a level search on ``x`` (median of 3 runs each): the map build,
-    one plain encode (map given), one probe (stem reused: g_a from the first SFT, h_a,
-    entropy coding), its entropy coding alone, one probe of the 1/4-size copy."""
+    one plain encode (map given), ``g_a`` and its map-independent stem, one probe (stem
+    reused: g_a from the first SFT, h_a, entropy coding), its entropy coding alone, one
+    probe of the 1/4-size copy; and the range of ``log(full / copy)`` of the coded rates."""
     from compressai_rdc.qmap.gamma import gamma_level
 
     imp = map_of(net, x, strategy)
     ctl = rate_control(net, x, importance=imp)
     ctl.estimate(1.0)  # computes the stem once
     qmap = gamma_level(imp, 1.0)
-    lat = net.encode_latents(pad_to_multiple(x, codec.pad_multiple(net))[0], qmap)
+    xp = pad_to_multiple(x, codec.pad_multiple(net))[0]
+    lat = net.encode_latents(xp, qmap)
+    qp = pad_to_multiple(qmap, codec.pad_multiple(net))[0]
     parts = {
         "map_build": lambda: map_of(net, x, strategy),
         "plain_encode": lambda: codec.encode(net, x, qmap=qmap),
+        "g_a": lambda: net.g_a(xp, qp),
+        "g_a_stem": lambda: net.g_a.stem(xp),
         "probe": lambda: ctl.estimate(float(torch.rand(()))),  # a new level each time: nothing cached
         "coarse_probe": lambda: ctl.coarse.estimate(float(torch.rand(()))),
         "entropy_coding": lambda: net._code(lat),
@@ -87,6 +93,9 @@ def cost_split(net, x, strategy: str) -> dict:
                 fn()
                 times.append(time.perf_counter() - t0)
             out[name] = statistics.median(times)
+    # how far the copy's rate is from the full image's, across the levels of 0.1–3 bpp here
+    logs = [math.log(ctl.estimate(t) / ctl.coarse.estimate(t)) for t in (0.55, 0.65, 0.75, 0.85, 0.95, 1.05)]
+    out["log_full_over_copy_min"], out["log_full_over_copy_max"] = min(logs), max(logs)
     return out
 
 
@@ -167,7 +176,10 @@ def main() -> None:
             summary["time_ratio_median_given_map"] = statistics.median(
                 r["seconds_given_map"] / r["plain_seconds_given_map"] for r in rows)
         if splits:
-            summary["cost_split_median_s"] = {k: statistics.median(s[k] for s in splits) for k in splits[0]}
+            summary["cost_split_median_s"] = {k: statistics.median(s[k] for s in splits) for k in splits[0]
+                                              if not k.startswith("log_")}
+            summary["log_full_over_copy_range"] = (min(s["log_full_over_copy_min"] for s in splits),
+                                                   max(s["log_full_over_copy_max"] for s in splits))
         print(json.dumps(summary, indent=1))
         if args.json:
             with open(args.json, "x") as f:
