@@ -559,7 +559,8 @@ def search_control(model: nn.Module, x: Tensor, target_bpp: float, **kwargs: Any
         model: codec in eval mode with updated entropy coders.
         x: one image ``(1, 3, H, W)`` (or ``(3, H, W)``) in [0, 1].
         target_bpp: rate target in bits per pixel.
-        **kwargs: ``control``, ``method``, ``rtol``, ``overhead_bpp`` and fixed
+        **kwargs: ``control``, ``method``, ``rtol``, ``overhead_bpp`` (default: the
+            control's known container overhead, e.g. ``hevrc``'s header) and fixed
             controls, see :func:`rate_control` and :func:`search_rate`.
 
     Returns:

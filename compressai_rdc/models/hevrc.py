@@ -323,15 +323,16 @@ class HEVRC(CodecHooks, CompressionModel):
         if fixed:
             return None  # compress takes only qmap: codec.encode reports the stray controls
         xp, pad = pad_to_multiple(x, codec.pad_multiple(self))
-        stem: list = []  # computed by the first probe (a control built only for its maps costs nothing)
+        stem: Optional[Tensor] = None  # computed by the first probe (a control built only for its maps costs nothing)
         coded: Dict[float, Dict[str, Any]] = {}
 
         def compress(t: float) -> Dict[str, Any]:
+            nonlocal stem
             if t not in coded:
                 with torch.no_grad():
-                    if not stem:
-                        stem.append(self.g_a.stem(xp))
-                    coded[t] = self._code(self.encode_latents(xp, qmap(t), stem=stem[0]))
+                    if stem is None:
+                        stem = self.g_a.stem(xp)
+                    coded[t] = self._code(self.encode_latents(xp, qmap(t), stem=stem))
             return coded[t]
 
         pixels = x.shape[-2] * x.shape[-1]
