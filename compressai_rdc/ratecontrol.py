@@ -531,6 +531,10 @@ def _coarse_to_fine(ctl: RateControl, target_bpp: float, *, method: str, rtol: f
             return SearchResult(ctl.name, p, ctl.controls(p), value, evaluations, history,
                                 coarse_evaluations=len(coarse.cache) - coarse_before)
         lo, hi = (max(lo, p), hi) if value < target_bpp else (lo, min(hi, p))
+    if history and evaluations >= max_evaluations:  # out of estimates: the nearest one
+        p, value = min(history, key=lambda h: abs(math.log(h[1] / target_bpp)))
+        return SearchResult(ctl.name, p, ctl.controls(p), value, evaluations, history,
+                            coarse_evaluations=len(coarse.cache) - coarse_before)
     res = search_rate(replace(ctl, coarse=None), target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp,
                       scale=scale, max_evaluations=max_evaluations - evaluations)
     res.evaluations += evaluations

@@ -275,3 +275,13 @@ def test_coarse_to_fine_range_is_the_fine_controls():
     assert search_rate(ctl, 0.25, rtol=0.01).value == pytest.approx(1.5, abs=0.02)
     with pytest.raises(RateRangeError, match="range 0.1–0.3 bpp"):
         search_rate(_synthetic(lambda p: 0.1 * (1 + p), lambda p: 0.01 * (1 + p), calls), 0.5)
+
+
+def test_coarse_to_fine_respects_max_evaluations():
+    from compressai_rdc.ratecontrol import search_rate
+
+    calls = {"fine": 0, "coarse": 0}
+    ctl = _synthetic(lambda p: 0.1 * (1 + p) ** 3, lambda p: 0.02 * (1 + p) ** 2, calls)
+    res = search_rate(ctl, 1.0, rtol=0.001, max_evaluations=2)
+    assert calls["fine"] == res.evaluations == 2
+    assert res.value == min(ctl.cache, key=lambda p: abs(math.log(ctl.cache[p] / 1.0)))
