@@ -5,9 +5,15 @@
     python benchmarks/ratecontrol_kodak.py --model hevrc --weights W.safetensors --strategy blended
 
 For each image and target: ``encode_to_target`` (real container bytes), the
-relative error |actual − target| / target, model evaluations, encodes and wall
-time, and the wall time of one plain ``codec.encode`` at the control found
-(the cost ratio). Targets outside an image's range are counted, not hidden.
+relative error |actual − target| / target, model evaluations (and those of the
+1/4-size copy of a coarse-to-fine level search), encodes and wall time, and the
+wall time of one plain ``codec.encode`` at the control found (the cost ratio),
+checking that it gives the same bytes. Quality-map levels are timed like with
+like, twice: with the map built from the image on both sides (the target search
+with ``qmap_strategy``; the plain encode as ``compressai-rdc encode --level t
+--qmap-strategy S`` does it: build the map, then encode), and with a precomputed
+``importance`` given to both. ``--split`` times the parts of a level search.
+Targets outside an image's range are counted, not hidden.
 ``hevrc-fixture`` / ``rdc-fixture`` are the small random-init codecs of
 ``tests/test_ratecontrol.py`` (no trained weights needed).
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -23,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from compressai_rdc import codec, create_model
-from compressai_rdc.data import find_data_dir, list_images, load_image
-from compressai_rdc.contract import accepts
-from compressai_rdc.ratecontrol import RateRangeError, encode_to_target
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package and tests/
+from compressai_rdc import codec, create_model  # noqa: E402
+from compressai_rdc.contract import accepts  # noqa: E402
+from compressai_rdc.data import find_data_dir, list_images, load_image  # noqa: E402
+from compressai_rdc.ratecontrol import RateRangeError, encode_to_target, rate_control  # noqa: E402
+from compressai_rdc.utils.padding import pad_to_multiple  # noqa: E402
 from tests.conftest import QScaledAnalysis  # noqa: E402  (the tests' map-dependent fixture)
 
 
@@ -47,6 +54,51 @@ def build(name: str, weights):
     return net
 
 
+def map_of(net, x, strategy: str):
+    """The importance map of ``strategy`` on ``x``."""
+    from compressai_rdc.qmap import create_strategy_for
+
+    return create_strategy_for(net, strategy)(x)
+
+
+def cost_split(net, x, strategy: str) -> dict:
+    """Seconds of the parts of a level search on ``x`` (median of 3 runs each): the map build,
+    one plain encode (map given), ``g_a`` and its map-independent stem, one probe (stem
+    reused: g_a from the first SFT, h_a, entropy coding), its entropy coding alone, one
+    probe of the 1/4-size copy; and the range of ``log(full / copy)`` of the coded rates."""
+    from compressai_rdc.qmap.gamma import gamma_level
+
+    imp = map_of(net, x, strategy)
+    ctl = rate_control(net, x, importance=imp)
+    ctl.estimate(1.0)  # computes the stem once
+    qmap = gamma_level(imp, 1.0)
+    xp = pad_to_multiple(x, codec.pad_multiple(net))[0]
+    lat = net.encode_latents(xp, qmap)
+    qp = pad_to_multiple(qmap, codec.pad_multiple(net))[0]
+    parts = {
+        "map_build": lambda: map_of(net, x, strategy),
+        "plain_encode": lambda: codec.encode(net, x, qmap=qmap),
+        "g_a": lambda: net.g_a(xp, qp),
+        "g_a_stem": lambda: net.g_a.stem(xp),
+        "probe": lambda: ctl.estimate(float(torch.rand(()))),  # a new level each time: nothing cached
+        "coarse_probe": lambda: ctl.coarse.estimate(float(torch.rand(()))),
+        "entropy_coding": lambda: net._code(lat),
+    }
+    out = {}
+    with torch.no_grad():
+        for name, fn in parts.items():
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            out[name] = statistics.median(times)
+    # how far the copy's rate is from the full image's, across the levels of 0.1–3 bpp here
+    logs = [math.log(ctl.estimate(t) / ctl.coarse.estimate(t)) for t in (0.55, 0.65, 0.75, 0.85, 0.95, 1.05)]
+    out["log_full_over_copy_min"], out["log_full_over_copy_max"] = min(logs), max(logs)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="hevrc-fixture")
@@ -56,7 +108,9 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--method", default="brent", choices=("brent", "golden", "bounded"))
     ap.add_argument("--limit", type=int, default=24)
+    ap.add_argument("--tolerance", type=float, default=0.02, help="encode_to_target's accepted relative error")
     ap.add_argument("--json", default=None, help="write every row to this file")
+    ap.add_argument("--split", action="store_true", help="also time the parts of a level search (quality-map models)")
     args = ap.parse_args()
     kodak = find_data_dir("kodak")
     if kodak is None:
@@ -65,29 +119,45 @@ def main() -> None:
     fixed = {} if args.layers is None else {"layers": args.layers}
     if accepts(net.compress, "qmap"):
         fixed["qmap_strategy"] = args.strategy
-    rows, out_of_range = [], 0
+    level = rate_control(net, load_image(list_images(kodak)[0])[None, :, :64, :64], **fixed).name == "level"
+    rows, out_of_range, splits = [], 0, []
     for path in list_images(kodak)[: args.limit]:
         x = load_image(path)[None]
+        if level and args.split:
+            splits.append(cost_split(net, x, args.strategy))
         for target in [float(t) for t in args.targets.split(",")]:
             try:
-                data, rep = encode_to_target(net, x, target, method=args.method, **fixed)
+                data, rep = encode_to_target(net, x, target, method=args.method, tolerance=args.tolerance, **fixed)
             except RateRangeError as exc:
                 out_of_range += 1
                 print(f"{path.name} {target}: {exc}")
                 continue
-            controls = {rep.control: rep.value} if rep.control == "rate" else {}
-            if rep.control == "level":
-                from compressai_rdc.ratecontrol import rate_control
-
-                controls = rate_control(net, x, **fixed).controls(rep.value)
-            t0 = time.perf_counter()
-            codec.encode(net, x, **dict(fixed if rep.control == "rate" else {}, **controls))
-            plain = time.perf_counter() - t0
             row = dict(image=path.name, target=target, actual=rep.actual_bpp, rel_error=abs(rep.relative_error),
-                       evaluations=rep.evaluations, encodes=rep.encodes, seconds=rep.seconds, plain_seconds=plain)
+                       evaluations=rep.evaluations, coarse_evaluations=rep.coarse_evaluations, encodes=rep.encodes,
+                       seconds=rep.seconds)
+            if level:  # like with like: the map built on both sides, then passed finished on both sides
+                t0 = time.perf_counter()
+                controls = rate_control(net, x, **fixed).controls(rep.value)  # what `encode --level t` does
+                plain_data = codec.encode(net, x, **controls)
+                row["plain_seconds"] = time.perf_counter() - t0
+                imp = map_of(net, x, args.strategy)
+                t0 = time.perf_counter()
+                data2, rep2 = encode_to_target(net, x, target, method=args.method, tolerance=args.tolerance, importance=imp)
+                row["seconds_given_map"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                codec.encode(net, x, **rate_control(net, x, importance=imp).controls(rep2.value))
+                row["plain_seconds_given_map"] = time.perf_counter() - t0
+            else:
+                t0 = time.perf_counter()
+                plain_data = codec.encode(net, x, **dict(fixed, **{rep.control: rep.value}))
+                row["plain_seconds"] = time.perf_counter() - t0
+            row["same_bytes"] = plain_data == data
             rows.append(row)
+            extra = (f" | map given: {row['seconds_given_map'] / row['plain_seconds_given_map']:.2f}x plain"
+                     if level else "")
             print(f"{path.name} target {target:.3f} actual {rep.actual_bpp:.4f} err {100 * row['rel_error']:.2f}% "
-                  f"evals {rep.evaluations} encodes {rep.encodes} time {rep.seconds:.2f}s = {rep.seconds / plain:.1f}x plain", flush=True)
+                  f"evals {rep.evaluations} (+{rep.coarse_evaluations} coarse) encodes {rep.encodes} "
+                  f"time {rep.seconds:.2f}s = {rep.seconds / row['plain_seconds']:.2f}x plain{extra}", flush=True)
     errs = sorted(r["rel_error"] for r in rows)
     if errs:
         ratio = [r["seconds"] / r["plain_seconds"] for r in rows]
@@ -99,7 +169,17 @@ def main() -> None:
             evaluations_mean=statistics.mean(r["evaluations"] for r in rows),
             encodes_mean=statistics.mean(r["encodes"] for r in rows),
             time_ratio_median=statistics.median(ratio),
+            coarse_evaluations_mean=statistics.mean(r["coarse_evaluations"] for r in rows),
+            same_bytes_as_plain=sum(r["same_bytes"] for r in rows),
         )
+        if level:
+            summary["time_ratio_median_given_map"] = statistics.median(
+                r["seconds_given_map"] / r["plain_seconds_given_map"] for r in rows)
+        if splits:
+            summary["cost_split_median_s"] = {k: statistics.median(s[k] for s in splits) for k in splits[0]
+                                              if not k.startswith("log_")}
+            summary["log_full_over_copy_range"] = (min(s["log_full_over_copy_min"] for s in splits),
+                                                   max(s["log_full_over_copy_max"] for s in splits))
         print(json.dumps(summary, indent=1))
         if args.json:
             with open(args.json, "x") as f:

@@ -23,8 +23,21 @@ the default, :func:`generic_rate_control`, picks
 2. the Γ level of a quality-map strategy when ``compress`` accepts ``qmap``.
 
 A model overrides the hook to reuse what does not change between probes
-(``rdc-versatile`` runs its primary analysis transform once). Rate is
-estimated with the ``rate_likelihoods`` hook (no synthesis transform).
+(``rdc-versatile`` runs its primary analysis transform once; ``hevrc`` runs the
+stages of ``g_a`` before the first SFT once, entropy-codes each probe so that its
+estimate is the real payload, and states the header up front: an
+:attr:`RateControl.exact` control, coded once). Otherwise rate is estimated
+with the ``rate_likelihoods`` hook (no synthesis transform).
+
+A Γ-level control of an image of at least 256 pixels a side has a coarse copy
+(the image and its importance map downsampled 4×, 1/16 of the pixels);
+:func:`search_rate` then searches the copy and corrects it with few full-size
+estimates (:func:`_coarse_to_fine`)::
+
+    copy: brentq on c(t)·r(t) ≈ target ──> t_k ──> full-size estimate f(t_k)
+      ▲                                                  │ within rtol ? done
+      └──── r(t) = f/c through the two f(t_k) nearest the target (PCHIP of c between its estimates)
+
 This module sits above :mod:`compressai_rdc.codec` and imports it.
 """
 
@@ -32,12 +45,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from scipy import optimize
+from scipy import interpolate as _interpolate, optimize
 from torch import Tensor, nn
 
 from compressai_rdc import codec
@@ -85,6 +98,15 @@ class RateControl:
     estimate: Callable[[float], float]
     controls: Callable[[float], Dict[str, Any]]
     split: Optional[float] = None
+    #: container bits per pixel the estimate leaves out, known before any encode
+    #: (the header, when ``estimate`` is the coded payload); the search adds it
+    overhead_bpp: float = 0.0
+    #: ``estimate(p) + overhead_bpp`` is the real container rate at ``p`` (the model codes
+    #: each probe), so :func:`encode_to_target` searches to its tolerance and never re-encodes
+    exact: bool = False
+    #: optional cheaper control of the same parameter on a downsampled copy of the
+    #: image: :func:`search_rate` searches it and corrects it with few estimates of this one
+    coarse: Optional["RateControl"] = None
     #: estimates already computed, ``p -> bpp`` (shared by repeated searches)
     cache: Dict[float, float] = field(default_factory=dict)
     #: optional ``p -> model.compress output`` of the padded image reusing the probes'
@@ -103,11 +125,15 @@ class RateControl:
 
 @dataclass
 class Probe:
-    """A model's faster rate evaluation for a gain search (from its ``rate_control`` hook):
-    ``estimate(r) -> bpp`` and optionally ``compress(r) -> model.compress output``."""
+    """A model's faster rate evaluation for a search (from its ``rate_control`` hook):
+    ``estimate(p) -> bpp``, optionally ``compress(p) -> model.compress output``
+    and the container overhead ``overhead_bpp`` the estimate leaves out; ``exact``:
+    ``estimate`` is the payload of ``compress`` (see :attr:`RateControl.exact`)."""
 
     estimate: Callable[[float], float]
     compress: Optional[Callable[[float], Dict[str, Any]]] = None
+    overhead_bpp: float = 0.0
+    exact: bool = False
 
 
 @dataclass
@@ -120,6 +146,7 @@ class SearchResult:
     estimated_bpp: float  #: estimate at ``value`` plus the overhead the search assumed
     evaluations: int  #: model evaluations (cached values are not counted again)
     history: List[Tuple[float, float]] = field(default_factory=list)
+    coarse_evaluations: int = 0  #: evaluations of :attr:`RateControl.coarse`
 
 
 @dataclass
@@ -134,6 +161,7 @@ class TargetReport:
     evaluations: int
     encodes: int
     seconds: float
+    coarse_evaluations: int = 0  #: evaluations on the downsampled copy (coarse-to-fine search)
 
     @property
     def relative_error(self) -> float:
@@ -199,9 +227,18 @@ def gain_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any], estimator: 
                        controls=lambda r: dict(fixed, rate=float(r)), compress=probe.compress)
 
 
-def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateControl:
-    from compressai_rdc.qmap.gamma import LEVEL_RANGE, gamma_level
+#: ``(image (1, 3, H, W), level -> its map (1, 1, H, W), fixed controls) -> Probe or None``
+LevelEstimator = Callable[[Tensor, Callable[[float], Tensor], Dict[str, Any]], Optional[Probe]]
 
+#: the coarse copy of a level search is the image downsampled by this factor (area average) ...
+COARSE_FACTOR = 4
+#: ... when its shorter side keeps at least this many pixels (else the search has no coarse copy)
+COARSE_MIN_SIDE = 64
+
+
+def _importance(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> Tuple[Tensor, Dict[str, Any]]:
+    """The importance map of ``x`` (``importance`` given, or the ``qmap_strategy``'s,
+    default ``uniform``) and the fixed controls without those two keys."""
     fixed = dict(fixed)
     importance = fixed.pop("importance", None)
     strategy = fixed.pop("qmap_strategy", None)
@@ -215,20 +252,34 @@ def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> RateCon
         if not callable(strategy):
             raise InvalidArgumentError(f"qmap_strategy must be a registered name or a callable, got {strategy!r}")
         importance = strategy(x)
-    importance = importance.to(x)
-    xp, pad = _padded(model, x)
-    n = x.shape[-2] * x.shape[-1]
+    return importance.to(x), fixed
+
+
+def _qmap_control(model: nn.Module, x: Tensor, fixed: Dict[str, Any], estimator: Optional[LevelEstimator] = None,
+                  coarse: bool = True) -> RateControl:
+    """The Γ level of ``model``'s quality map on ``x``; ``estimator`` (the model's hook)
+    may give a faster :class:`Probe`. With ``coarse`` and a large enough image the
+    control carries a coarse copy on ``x`` and its map downsampled by :data:`COARSE_FACTOR`."""
+    from compressai_rdc.qmap.gamma import LEVEL_RANGE, gamma_level
+
+    importance, fixed = _importance(model, x, fixed)
 
     def qmap(t: float) -> Tensor:
         return gamma_level(importance, float(t))
 
-    return RateControl(
-        name="level",
-        bounds=LEVEL_RANGE,
-        estimate=lambda t: estimate_bpp(model, xp, n, qmap=F.pad(qmap(t), pad, mode="replicate"), **fixed),
-        controls=lambda t: dict(fixed, qmap=qmap(t)),
-        split=1.0,
-    )
+    probe = estimator(x, qmap, fixed) if estimator is not None else None
+    if probe is None:
+        xp, pad = _padded(model, x)
+        n = x.shape[-2] * x.shape[-1]
+        probe = Probe(lambda t: estimate_bpp(model, xp, n, qmap=F.pad(qmap(t), pad, mode="replicate"), **fixed))
+    ctl = RateControl(name="level", bounds=LEVEL_RANGE, estimate=probe.estimate,
+                      controls=lambda t: dict(fixed, qmap=qmap(t)), split=1.0, overhead_bpp=probe.overhead_bpp,
+                      exact=probe.exact, compress=probe.compress)
+    if coarse and min(x.shape[-2:]) >= COARSE_FACTOR * COARSE_MIN_SIDE:
+        size = (x.shape[-2] // COARSE_FACTOR, x.shape[-1] // COARSE_FACTOR)
+        small = dict(fixed, importance=F.interpolate(importance, size=size, mode="area"))
+        ctl.coarse = _qmap_control(model, F.interpolate(x, size=size, mode="area"), small, estimator, coarse=False)
+    return ctl
 
 
 def rate_control(model: nn.Module, x: Tensor, *, control: str = "auto", **fixed: Any) -> RateControl:
@@ -253,14 +304,16 @@ def rate_control(model: nn.Module, x: Tensor, *, control: str = "auto", **fixed:
 
 
 def generic_rate_control(
-    model: nn.Module, x: Tensor, *, control: str = "auto", gain_estimator: Optional[GainEstimator] = None, **fixed: Any
+    model: nn.Module, x: Tensor, *, control: str = "auto", gain_estimator: Optional[GainEstimator] = None,
+    level_estimator: Optional[LevelEstimator] = None, **fixed: Any
 ) -> RateControl:
     """The default ``rate_control`` hook.
 
     ``"auto"`` is ``rate`` if the model has gain levels, else ``level``. A gain
     search on a model that also takes a map (``rdc-qmap``) codes the map
     ``q = v`` of the strategy: the map places the bits, the gain sets their
-    number. ``gain_estimator``: see :func:`gain_control`.
+    number. ``gain_estimator``: see :func:`gain_control`; ``level_estimator``: a
+    model's faster :class:`Probe` of the level search (``hevrc``).
     """
     has_rate = accepts(model.compress, "rate") and hasattr(model, "levels")
     has_qmap = accepts(model.compress, "qmap")
@@ -273,7 +326,7 @@ def generic_rate_control(
             fixed = _fixed_qmap(model, x, fixed)
         return gain_control(model, x, fixed, gain_estimator)
     if control == "level" and has_qmap:
-        return _qmap_control(model, x, fixed)
+        return _qmap_control(model, x, fixed, level_estimator)
     valid = [n for n, ok in (("rate", has_rate), ("level", has_qmap)) if ok]
     raise InvalidArgumentError(
         f"{type(model).__name__} has no {control!r} rate control for target-bpp encoding; "
@@ -283,8 +336,10 @@ def generic_rate_control(
 
 def _fixed_qmap(model: nn.Module, x: Tensor, fixed: Dict[str, Any]) -> Dict[str, Any]:
     """For a gain search on a quality-map model: the map at ``q = v`` of the strategy."""
-    ctl = _qmap_control(model, x, fixed)
-    return ctl.controls(1.0)
+    from compressai_rdc.qmap.gamma import gamma_level
+
+    importance, fixed = _importance(model, x, fixed)
+    return dict(fixed, qmap=gamma_level(importance, 1.0))
 
 
 # -----------------------------------------------------------------------------
@@ -305,7 +360,7 @@ def search_rate(
     *,
     method: str = "brent",
     rtol: float = 0.01,
-    overhead_bpp: float = 0.0,
+    overhead_bpp: Optional[float] = None,
     scale: float = 1.0,
     max_evaluations: int = 40,
     _bracket: bool = True,
@@ -322,10 +377,15 @@ def search_rate(
             ``"bounded"`` (scipy's bounded Brent minimisation of the same:
             golden-section with parabolic steps).
         rtol: stop as soon as the estimate is within this relative distance.
-        overhead_bpp: bits per pixel the container adds to the estimate.
+        overhead_bpp: bits per pixel the container adds to the estimate
+            (default: the control's :attr:`RateControl.overhead_bpp`).
         scale: measured ratio of real to estimated rate (coder and header);
             the search matches ``scale · estimate + overhead_bpp``.
         max_evaluations: bound on model evaluations.
+
+    A control with a :attr:`~RateControl.coarse` copy is searched coarse to fine
+    (:func:`_coarse_to_fine`): the search runs on the copy, corrected by the
+    ratio of the estimates at the points of this control evaluated so far.
 
     Raises:
         RateRangeError: the target is outside ``[estimate(lo), estimate(hi)]``;
@@ -335,6 +395,11 @@ def search_rate(
         raise InvalidArgumentError(f"target bpp must be a positive number, got {target_bpp!r}")
     if method not in METHODS:
         raise InvalidArgumentError(f"method {method!r} is invalid; valid: {', '.join(METHODS)}")
+    if overhead_bpp is None:
+        overhead_bpp = ctl.overhead_bpp
+    if ctl.coarse is not None:
+        return _coarse_to_fine(ctl, target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp, scale=scale,
+                               max_evaluations=max_evaluations)
     history: List[Tuple[float, float]] = []
     evaluations = 0
 
@@ -394,6 +459,90 @@ def search_rate(
     return SearchResult(ctl.name, p, ctl.controls(p), est(p), evaluations, history)
 
 
+#: corrected searches on the coarse copy before :func:`_coarse_to_fine` searches the control itself
+COARSE_STEPS = 4
+
+
+def _coarse_to_fine(ctl: RateControl, target_bpp: float, *, method: str, rtol: float, overhead_bpp: float,
+                    scale: float, max_evaluations: int) -> SearchResult:
+    """Search ``ctl`` through its coarse copy ``c``: solve ``c(p) · r(p) ≈ target`` on
+    the copy (cheap), evaluate ``ctl`` at the solution, and repeat with the
+    correction ``log r`` through the two estimates of ``ctl`` nearest the target
+    (none at first, constant with one, linear in ``p`` with two, extrapolated at
+    most one anchor distance) until an estimate
+    is within ``rtol``. Each estimate of ``ctl`` also narrows its bracket (the rate is
+    monotone). After :data:`COARSE_STEPS` misses, or when the corrected copy cannot
+    reach the target, the ordinary search of ``ctl`` takes over from that bracket
+    (and raises :class:`RateRangeError` with ``ctl``'s own range)."""
+    coarse = ctl.coarse
+    coarse_before = len(coarse.cache)
+    history: List[Tuple[float, float]] = []
+    evaluations = 0
+
+    def coarse_estimate(p: float) -> float:
+        """The copy's estimate; once the copy has been searched (``anchors``), its curve
+        between the estimates made: monotone cubic in ``log`` rate (no new evaluation)."""
+        if p not in coarse.cache:
+            known = sorted(coarse.cache.items())
+            if not (interpolate and len(known) >= 2 and known[0][0] <= p <= known[-1][0]):
+                coarse.cache[p] = coarse.estimate(p)
+                return coarse.cache[p]
+            curve = _interpolate.PchipInterpolator([k for k, _ in known], [math.log(max(v, 1e-12)) for _, v in known])
+            return math.exp(float(curve(p)))
+        return coarse.cache[p]
+
+    def gap(e: float) -> float:
+        return abs(math.log(max(e * scale + overhead_bpp, 1e-12) / target_bpp))
+
+    lo, hi = _cached_bracket(ctl, target_bpp, scale, overhead_bpp)
+    for _ in range(COARSE_STEPS):
+        if evaluations >= max_evaluations:
+            break
+        interpolate = bool(ctl.cache)
+        anchors = [(p, math.log(max(e, 1e-12) / max(coarse_estimate(p), 1e-12)))
+                   for p, e in sorted(ctl.cache.items(), key=lambda pe: gap(pe[1]))[:2]]
+
+        def corrected(p: float, anchors=anchors) -> float:
+            if not anchors:
+                return coarse_estimate(p)
+            (p0, r0), (p1, r1) = sorted(anchors)[0], sorted(anchors)[-1]
+            if p1 == p0:
+                return coarse_estimate(p) * math.exp(r0)
+            # linear, extrapolated at most one anchor distance beyond them (farther is no estimate)
+            span = p1 - p0
+            q = min(max(p, p0 - span), p1 + span)
+            return coarse_estimate(p) * math.exp(r0 + (r1 - r0) * (q - p0) / span)
+
+        model = RateControl(ctl.name, (lo, hi), corrected, ctl.controls, split=ctl.split)
+        # the copy's estimates so far are free points of the corrected curve: they bracket the search
+        model.cache.update((p, corrected(p)) for p in list(coarse.cache) if lo <= p <= hi)
+        try:
+            # the first search aims only roughly (the copy's rate is not this control's); later ones are free
+            p = search_rate(model, target_bpp, method=method, rtol=rtol / 4 if interpolate else rtol,
+                            overhead_bpp=overhead_bpp, scale=scale).value
+        except RateRangeError:
+            break
+        if p not in ctl.cache:
+            ctl.cache[p] = ctl.estimate(p)
+            evaluations += 1
+        value = ctl.cache[p] * scale + overhead_bpp
+        history.append((p, value))
+        if gap(ctl.cache[p]) <= rtol:
+            return SearchResult(ctl.name, p, ctl.controls(p), value, evaluations, history,
+                                coarse_evaluations=len(coarse.cache) - coarse_before)
+        lo, hi = (max(lo, p), hi) if value < target_bpp else (lo, min(hi, p))
+    if history and evaluations >= max_evaluations:  # out of estimates: the nearest one
+        p, value = min(history, key=lambda h: abs(math.log(h[1] / target_bpp)))
+        return SearchResult(ctl.name, p, ctl.controls(p), value, evaluations, history,
+                            coarse_evaluations=len(coarse.cache) - coarse_before)
+    res = search_rate(replace(ctl, coarse=None), target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp,
+                      scale=scale, max_evaluations=max_evaluations - evaluations)
+    res.evaluations += evaluations
+    res.history[:0] = history
+    res.coarse_evaluations = len(coarse.cache) - coarse_before
+    return res
+
+
 def _cached_bracket(ctl: RateControl, target: float, scale: float, overhead: float) -> Tuple[float, float]:
     """Tightest ``(lo, hi)`` around the target from estimates already computed
     (the rate is monotone), so a repeated search starts next to its answer."""
@@ -404,7 +553,7 @@ def _cached_bracket(ctl: RateControl, target: float, scale: float, overhead: flo
             lo = p
         elif v > target and p < hi:
             hi = p
-    return lo, hi
+    return (lo, hi) if lo < hi else ctl.bounds  # crossed: the cached values are not monotone
 
 
 def search_control(model: nn.Module, x: Tensor, target_bpp: float, **kwargs: Any) -> Tuple[Dict[str, Any], float]:
@@ -414,7 +563,8 @@ def search_control(model: nn.Module, x: Tensor, target_bpp: float, **kwargs: Any
         model: codec in eval mode with updated entropy coders.
         x: one image ``(1, 3, H, W)`` (or ``(3, H, W)``) in [0, 1].
         target_bpp: rate target in bits per pixel.
-        **kwargs: ``control``, ``method``, ``rtol``, ``overhead_bpp`` and fixed
+        **kwargs: ``control``, ``method``, ``rtol``, ``overhead_bpp`` (default: the
+            control's known container overhead, e.g. ``hevrc``'s header) and fixed
             controls, see :func:`rate_control` and :func:`search_rate`.
 
     Returns:
@@ -424,7 +574,7 @@ def search_control(model: nn.Module, x: Tensor, target_bpp: float, **kwargs: Any
     return res.controls, res.estimated_bpp
 
 
-def _search(model, x, target_bpp, *, control="auto", method="brent", rtol=0.01, overhead_bpp=0.0, **fixed) -> SearchResult:
+def _search(model, x, target_bpp, *, control="auto", method="brent", rtol=0.01, overhead_bpp=None, **fixed) -> SearchResult:
     x = _single(x)
     ctl = rate_control(model, x, control=control, **fixed)
     return search_rate(ctl, target_bpp, method=method, rtol=rtol, overhead_bpp=overhead_bpp)
@@ -452,7 +602,9 @@ def encode_to_target(
 ) -> Tuple[bytes, TargetReport]:
     """Entropy-code ``x`` at (close to) ``target_bpp``, counting the real container bytes.
 
-    The search runs on likelihood estimates; after the single encode the
+    The search runs on the control's estimates (:attr:`RateControl.exact`
+    ones are the real rate: the search stops within ``tolerance`` and the final
+    encode packs the probe's strings). Otherwise, after the single encode the
     header size and the ratio of real to estimated payload are known; if the
     real rate misses by more than ``tolerance`` the search is re-run with them (starting from the bracket of the estimates already made) and the
     image coded again.
@@ -472,8 +624,9 @@ def encode_to_target(
     t0 = time.perf_counter()
     x = _single(x)
     ctl = rate_control(model, x, control=control, **fixed)
-    res = search_rate(ctl, target_bpp, method=method)
-    evaluations, encodes = res.evaluations, 1
+    # an exact control's estimate is the real rate: its search may stop anywhere within the tolerance
+    res = search_rate(ctl, target_bpp, method=method, rtol=tolerance if ctl.exact else 0.01)
+    evaluations, coarse_evaluations, encodes = res.evaluations, res.coarse_evaluations, 1
     data = ctl.encode(model, x, res.value)
     actual = codec.bits_per_pixel(data)
     for _ in range(max_refinements):
@@ -484,6 +637,7 @@ def encode_to_target(
         ratio = (actual - header_bpp) / ctl.cache[res.value]
         res = search_rate(ctl, target_bpp, method=method, scale=ratio, overhead_bpp=header_bpp, rtol=tolerance / 4)
         evaluations += res.evaluations
+        coarse_evaluations += res.coarse_evaluations
         data = ctl.encode(model, x, res.value)
         actual, encodes = codec.bits_per_pixel(data), encodes + 1
     report = TargetReport(
@@ -495,5 +649,6 @@ def encode_to_target(
         evaluations=evaluations,
         encodes=encodes,
         seconds=time.perf_counter() - t0,
+        coarse_evaluations=coarse_evaluations,
     )
     return data, report

@@ -63,8 +63,11 @@ class QScaledAnalysis(nn.Module):
         super().__init__()
         self.inner = inner
 
-    def forward(self, x, q):
-        y = self.inner(x, q)
+    def stem(self, x):
+        return self.inner.stem(x)
+
+    def forward(self, x, q, stem=None):
+        y = self.inner(x, q, stem=stem)
         return y * 0.5 * torch.exp(4 * F.adaptive_avg_pool2d(q, y.shape[-2:]))
 
 

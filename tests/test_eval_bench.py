@@ -64,7 +64,7 @@ def test_qmap_strategy_cost(benchmark, name):
 
 @pytest.mark.benchmark(group="qmap-search")
 def test_quality_map_rate_search_cost(benchmark):
-    """One bracketed Γ-level search (likelihood estimates only) on a quality-map model."""
+    """Five estimates of a Γ-level control on a quality-map model (hevrc: each probe entropy-codes)."""
     from compressai_rdc.ratecontrol import rate_control
 
     qmap_models = [n for n in compressai_rdc.list_models() if "qmap" in __import__("inspect").signature(compressai_rdc.MODELS.get(n).cls.compress).parameters]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
+import torch
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
@@ -111,6 +112,20 @@ def check_images(x_hat: Tensor, target: Tensor, loss: str) -> None:
         raise InvalidArgumentError(
             f"loss {loss!r}: reconstruction shape {tuple(x_hat.shape)} differs from target shape {tuple(target.shape)}"
         )
+
+
+def reconstruction(output: Mapping[str, Any], key: str, target: Tensor, loss: str) -> Tensor:
+    """``output[key]``, checked to have the shape of ``target`` (see :func:`get_output`)."""
+    x_hat = get_output(output, key, loss)
+    check_images(x_hat, target, loss)
+    return x_hat
+
+
+def reference_pair(fn: Callable[[Tensor], Any], x_hat: Tensor, target: Tensor) -> Tuple[Any, Any]:
+    """``(fn(x_hat), fn(target))``; the target side (the reference) runs without gradient, first."""
+    with torch.no_grad():
+        ref = fn(target)
+    return fn(x_hat), ref
 
 
 def result(per_sample: Tensor, **extra: Tensor) -> Dict[str, Tensor]:

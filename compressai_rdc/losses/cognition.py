@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
-from compressai_rdc.losses.base import Loss, check_images, frozen_backbone, get_output, result
+from compressai_rdc.losses.base import Loss, frozen_backbone, reconstruction, reference_pair, result
 
 
 def pooled_embedding(backbone: nn.Module, x: Tensor) -> Tensor:
@@ -132,11 +132,8 @@ class MoCoCognitionLoss(Loss):
         self.queue_len.fill_(min(size, int(self.queue_len) + n))
 
     def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
-        x_hat = get_output(output, self.x_hat_key, "moco-cognition")
-        check_images(x_hat, target, "moco-cognition")
-        with torch.no_grad():
-            k = self.embed(target)
-        q = self.embed(x_hat)
+        x_hat = reconstruction(output, self.x_hat_key, target, "moco-cognition")
+        q, k = reference_pair(self.embed, x_hat, target)
         negatives = self.queue[: int(self.queue_len)].clone() if self.queue.shape[0] else None  # enqueue edits the buffer in place
         with torch.autocast(q.device.type, enabled=False):  # logits / τ need fp32, even under bf16 autocast
             loss = info_nce(q, k, negatives, self.temperature, self.in_batch_negatives)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from compressai_rdc.errors import InvalidArgumentError
-from compressai_rdc.losses.base import Loss, check_images, get_output, per_sample_mean, result
+from compressai_rdc.losses.base import Loss, per_sample_mean, reconstruction, result
 
 PIXEL_SCALE = 255.0**2
 
@@ -62,13 +62,12 @@ class MSELoss(Loss):
         self.x_hat_key, self.scale = x_hat_key, float(scale)
 
     def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
-        x_hat = get_output(output, self.x_hat_key, "mse").float()
-        check_images(x_hat, target, "mse")
+        x_hat = reconstruction(output, self.x_hat_key, target, "mse").float()
         mse = per_sample_mean((x_hat - target.float()) ** 2)
         return result(self.scale * mse, mse=mse.mean().detach(), psnr=psnr_from_mse(mse.detach()).mean())
 
 
-class WeightedMSELoss(Loss):
+class WeightedMSELoss(MSELoss):
     """Per-pixel λ-weighted MSE of quality-map codecs (QMAP2021; HEVRC eq. 10).
 
     ``scale · mean(Λ ⊙ (x̂ - x)²)`` where ``Λ = batch["lmbda_map"]`` ``(B, 1, H, W)``
@@ -81,13 +80,8 @@ class WeightedMSELoss(Loss):
         scale: multiplier (255²: ``t1``, ``t2`` are on CompressAI's λ scale).
     """
 
-    def __init__(self, x_hat_key: str = "x_hat", scale: float = PIXEL_SCALE):
-        super().__init__()
-        self.x_hat_key, self.scale = x_hat_key, float(scale)
-
     def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
-        x_hat = get_output(output, self.x_hat_key, "weighted-mse").float()
-        check_images(x_hat, target, "weighted-mse")
+        x_hat = reconstruction(output, self.x_hat_key, target, "weighted-mse").float()
         lmap = batch.get("lmbda_map")
         if lmap is None:
             raise InvalidArgumentError("loss 'weighted-mse' needs batch['lmbda_map'] (B, 1, H, W); the recipe computes it from the quality map")
@@ -120,8 +114,7 @@ class LocalMSELoss(Loss):
         self.x_hat_key, self.scale = x_hat_key, float(scale)
 
     def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
-        x_hat = get_output(output, self.x_hat_key, "local-mse").float()
-        check_images(x_hat, target, "local-mse")
+        x_hat = reconstruction(output, self.x_hat_key, target, "local-mse").float()
         k = self.kernel
         if min(target.shape[-2:]) < k:
             raise InvalidArgumentError(f"local-mse kernel {k} is larger than the image {tuple(target.shape[-2:])}")

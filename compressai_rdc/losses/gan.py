@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
-from compressai_rdc.losses.base import Loss, check_images, get_output, per_sample_mean, result
+from compressai_rdc.losses.base import Loss, get_output, per_sample_mean, reconstruction, result
 
 
 def generator_loss(logits_fake: Tensor) -> Tensor:
@@ -118,8 +118,7 @@ class GANLoss(Loss):
         return self.discriminator(image, qmap, latent)
 
     def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
-        x_hat = get_output(output, self.x_hat_key, "gan")
-        check_images(x_hat, target, "gan")
+        x_hat = reconstruction(output, self.x_hat_key, target, "gan")
         return result(generator_loss(self._logits(x_hat, output, batch)))
 
     def discriminator_loss(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:

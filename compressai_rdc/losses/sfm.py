@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from compressai_rdc.errors import InvalidArgumentError
-from compressai_rdc.losses.base import Loss, check_images, frozen_backbone, get_output, per_sample_mean, result
+from compressai_rdc.losses.base import Loss, frozen_backbone, per_sample_mean, reconstruction, reference_pair, result
 
 
 #: element-wise distances of feature differences
@@ -77,11 +77,8 @@ class SFMLoss(Loss):
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
     def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
-        x_hat = get_output(output, self.x_hat_key, "sfm")
-        check_images(x_hat, target, "sfm")
-        with torch.no_grad():
-            ref = self.features(target)
-        got = self.features(x_hat)
+        x_hat = reconstruction(output, self.x_hat_key, target, "sfm")
+        got, ref = reference_pair(self.features, x_hat, target)
         dist = DISTANCES[self.distance]
         per = sum(per_sample_mean(dist(g.float() - r.float())) for g, r in zip(got, ref)) / len(ref)
         return result(per)

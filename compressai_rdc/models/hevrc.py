@@ -22,7 +22,7 @@ rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,9 @@ from torch import Tensor, nn
 from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
+
+if TYPE_CHECKING:  # pragma: no cover
+    from compressai_rdc.ratecontrol import Probe, RateControl
 
 __all__ = ["HEVRC", "PAPER", "SPECS", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
 
@@ -131,12 +134,19 @@ class QmapConditionedAnalysis(nn.Module):
         self.res = nn.ModuleList([SFTResBlock(M, P, P) for _ in range(2)])
         self.out = conv(M, M, 3, 1)
 
-    def forward(self, x: Tensor, q: Tensor) -> Tensor:
+    def stem(self, x: Tensor) -> Tensor:
+        """``GDN(conv↓(x))``: the stages before the first SFT, which do not see ``q``
+        (rate control computes them once per image and passes them to :meth:`forward`)."""
+        return self.gdns[0](self.convs[0](x))
+
+    def forward(self, x: Tensor, q: Tensor, stem: Optional[Tensor] = None) -> Tensor:
+        """``y = g_a(x, q)``; ``stem``: :meth:`stem` of this ``x`` if already computed
+        (the same operations either way, so the same ``y`` to the bit)."""
         c = self.cond_in(torch.cat([x, q], dim=1))
-        h = x
+        h = self.stem(x) if stem is None else stem
         for i in range(3):
             c = self.cond_down[i](c)
-            h = self.sfts[i](self.gdns[i](self.convs[i](h)), c)
+            h = self.sfts[i](h if i == 0 else self.gdns[i](self.convs[i](h)), c)
         c = self.cond_down[3](c)
         h = self.convs[3](h)
         for blk in self.res:
@@ -279,10 +289,11 @@ class HEVRC(CodecHooks, CompressionModel):
         medians = self.entropy_bottleneck._get_medians()
         return quantize_ste(z - medians) + medians, z_likelihoods
 
-    def encode_latents(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
-        """Run the encoder side once: ``{"y", "z", "q"}`` (rate control reuses it)."""
+    def encode_latents(self, x: Tensor, qmap: QmapLike = None, stem: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Run the encoder side once: ``{"y", "z", "q"}``; ``stem``: ``g_a.stem(x)`` when
+        already computed (rate control: it does not depend on the map)."""
         q = check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
-        y = self.g_a(x, q)
+        y = self.g_a(x, q) if stem is None else self.g_a(x, q, stem=stem)
         return {"y": y, "z": self.h_a(y, q), "q": q}
 
     def rate_likelihoods(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
@@ -292,6 +303,44 @@ class HEVRC(CodecHooks, CompressionModel):
         scales, means = self.h_s(z_hat).chunk(2, 1)
         _, y_likelihoods = self.gaussian_conditional(lat["y"], scales, means=means)
         return {"y": y_likelihoods, "z": z_likelihoods}
+
+    def rate_control(self, x: Tensor, control: str = "auto", **fixed: Any) -> "RateControl":
+        """The Γ-level search of :func:`~compressai_rdc.ratecontrol.generic_rate_control`;
+        each probe reuses ``g_a.stem(x)`` and entropy-codes its latents, so the
+        estimate is the real payload and the final encode only packs a probe's strings."""
+        from compressai_rdc.ratecontrol import generic_rate_control
+
+        return generic_rate_control(self, x, control=control, level_estimator=self._coded_level_probe, **fixed)
+
+    def _coded_level_probe(self, x: Tensor, qmap: Callable[[float], Tensor], fixed: Dict[str, Any]) -> Optional["Probe"]:
+        """Probe of the level search on ``x`` ``(1, 3, H, W)`` (unpadded): ``qmap(t)`` is
+        the map of level ``t``. The bytes of ``compress(t)`` are those of
+        ``compress(x_padded, qmap=qmap(t))``: the same operations on the same tensors."""
+        from compressai_rdc import codec
+        from compressai_rdc.ratecontrol import Probe
+        from compressai_rdc.utils.padding import pad_to_multiple
+
+        if fixed:
+            return None  # compress takes only qmap: codec.encode reports the stray controls
+        xp, pad = pad_to_multiple(x, codec.pad_multiple(self))
+        stem: Optional[Tensor] = None  # computed by the first probe (a control built only for its maps costs nothing)
+        coded: Dict[float, Dict[str, Any]] = {}
+
+        def compress(t: float) -> Dict[str, Any]:
+            nonlocal stem
+            if t not in coded:
+                with torch.no_grad():
+                    if stem is None:
+                        stem = self.g_a.stem(xp)
+                    coded[t] = self._code(self.encode_latents(xp, qmap(t), stem=stem))
+            return coded[t]
+
+        pixels = x.shape[-2] * x.shape[-1]
+        # the header has fixed-size fields: its length does not depend on the level or the payload
+        empty = {"strings": [[b""], [b""]], "shape": self.stream_shape(*xp.shape[-2:])}
+        header = len(codec.pack_output(self, empty, tuple(x.shape), pad, {}))
+        return Probe(lambda t: 8.0 * sum(len(s) for g in compress(t)["strings"] for s in g) / pixels, compress,
+                     overhead_bpp=8.0 * header / pixels, exact=True)
 
     # -- CompressAI contract -------------------------------------------------------
     def forward(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
@@ -306,7 +355,10 @@ class HEVRC(CodecHooks, CompressionModel):
 
     def compress(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
         """Entropy-code ``x`` under ``qmap``; the map itself is not in the output."""
-        lat = self.encode_latents(x, qmap)
+        return self._code(self.encode_latents(x, qmap))
+
+    def _code(self, lat: Dict[str, Tensor]) -> Dict[str, Any]:
+        """Entropy-code the latents of :meth:`encode_latents` (the second half of ``compress``)."""
         z = lat["z"]
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])

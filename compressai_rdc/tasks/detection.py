@@ -88,9 +88,7 @@ class DetectionTask(Task):
     name = "detection"
     metric_names = ("map", "map_50", "map_75")
     primary_metric = "map"
-    higher_is_better = True
-    protocols = ("full",)
-    default_protocol = "full"
+    # higher_is_better, protocols ("full",) and default_protocol: Task's defaults
 
     def __init__(
         self,

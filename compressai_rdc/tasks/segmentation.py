@@ -78,9 +78,7 @@ class SegmentationTask(Task):
     name = "segmentation"
     metric_names = ("miou", "pixel_accuracy")
     primary_metric = "miou"
-    higher_is_better = True
-    protocols = ("full",)
-    default_protocol = "full"
+    # higher_is_better, protocols ("full",) and default_protocol: Task's defaults
 
     def __init__(
         self,
