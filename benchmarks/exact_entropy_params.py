@@ -29,44 +29,20 @@ the exact one) and PSNR of ``x̂₁ = g_s(ŷ)`` at β = 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, List
 
 import torch
 
 from compressai_rdc.data import load_image
 from compressai_rdc.models.gained_hyperprior import coding_params
+from compressai_rdc.utils.numeric_setup import SETUPS, numeric_setup, perturbed_output
 from compressai_rdc.zoo import load_model
 
-#: (oneDNN enabled, threads); the first is the reference (the encoder's)
-SETUPS: Tuple[Tuple[bool, int], ...] = ((True, 1), (True, 2), (False, 1), (False, 2))
 PERTURBATION = 1e-6
-
-
-@contextlib.contextmanager
-def numeric_setup(onednn: bool, threads: int) -> Iterator[None]:
-    """oneDNN on/off and the intra-op thread count, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.backends.mkldnn.flags(enabled=onednn):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def perturbed_hyper_synthesis(h_s: torch.nn.Module, rel: float) -> Iterator[None]:
-    """Multiply the float ``h_s`` output by ``1 + rel`` (a forward hook)."""
-    handle = h_s.register_forward_hook(lambda _m, _i, out: out * (1.0 + rel))
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def float_params(branch, z_hat, r, size):
@@ -105,7 +81,7 @@ def run(kodak: Path, rates: List[float], limit: int) -> Dict:
                         with numeric_setup(*setup):
                             z_hat = p.entropy_bottleneck.decompress(z_strings, z_g.shape[-2:])
                             per_setup.append(fn(p, z_hat, r, y_g.shape[-2:]))
-                    with perturbed_hyper_synthesis(p.h_s, PERTURBATION):
+                    with perturbed_output(p.h_s, PERTURBATION):
                         perturbed = fn(p, z_hat, r, y_g.shape[-2:])
                     idx0, mu0 = per_setup[0]
                     y_strings = gc.compress(y_g, idx0, means=mu0)

@@ -5,7 +5,6 @@ The full Kodak × rates audit is ``benchmarks/exact_entropy_params.py`` (docs/se
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 
@@ -34,22 +33,8 @@ from compressai_rdc.layers.fixed_point import (
     fixed_point,
 )
 from compressai_rdc.models.gained_hyperprior import coding_params
+from compressai_rdc.utils.numeric_setup import SETUPS, numeric_setup, perturbed_output
 from compressai_rdc.zoo import create_model
-
-#: (oneDNN enabled, intra-op threads)
-SETUPS = ((True, 1), (True, 2), (False, 1), (False, 2))
-
-
-@contextlib.contextmanager
-def numeric_setup(onednn: bool, threads: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.backends.mkldnn.flags(enabled=onednn):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def models():
@@ -219,28 +204,19 @@ def _boundary_hevrc():
     return net, s10
 
 
-@contextlib.contextmanager
-def _perturbed(h_s, rel):
-    handle = h_s.register_forward_hook(lambda _m, _i, out: out * (1.0 + rel))
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
 def test_a_1e6_perturbation_flips_float_indexes_but_not_the_exact_ones():
     net, s10 = _boundary_hevrc()
     gc = net.gaussian_conditional
     z_hat = torch.round(torch.randn(1, 32, 2, 2))
     float_idx = gc.build_indexes(net.h_s(z_hat).chunk(2, 1)[0])
-    with _perturbed(net.h_s, 1e-6):
+    with perturbed_output(net.h_s, 1e-6):
         assert not torch.equal(gc.build_indexes(net.h_s(z_hat).chunk(2, 1)[0]), float_idx)  # 10 → 11
         perturbed_exact = net._coding_params(z_hat)
     exact = net._coding_params(z_hat)
     assert torch.equal(perturbed_exact[0], exact[0]) and torch.equal(perturbed_exact[1], exact[1])
     x = _images(kodak=False)[0]
     data = codec.encode(net, x)
-    with _perturbed(net.h_s, 1e-6):
+    with perturbed_output(net.h_s, 1e-6):
         assert codec.encode(net, x) == data
         codec.decode(data, net)
 
