@@ -291,6 +291,10 @@ def decode(
             or :class:`~compressai_rdc.limits.DecodeLimitError` above ``limits``.
             An error the model raises while decoding a stream that passed every
             check is re-raised as :class:`CorruptBitstreamError` (its cause chained).
+            :class:`~compressai_rdc.container.EntropyParameterMismatchError` when the
+            entropy parameters the model computes differ from the stream's check
+            value; :class:`UnsupportedBitstreamError` for a format-1 stream of a
+            model that writes check values (its parameters came from the float path).
         InvalidArgumentError: ``layers`` or a control is invalid for this stream/model.
     """
     (limits if limits is not None else DecodeLimits()).check(read_header(data), model)

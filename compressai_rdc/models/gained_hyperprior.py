@@ -95,7 +95,8 @@ class GainedHyperprior:
     ``entropy_bottleneck`` and ``gaussian_conditional`` (see the module diagram)."""
 
     def hyper_params(self, z_hat: Tensor, rate: Tensor, size) -> Tuple[Tensor, Tensor]:
-        """``(σ_g, μ_g)`` of the gained latent of spatial ``size`` from the decoded ``ẑ_g``.
+        """``(σ_g, μ_g)`` of the gained latent of spatial ``size`` from the decoded ``ẑ_g``
+        (float path: training and rate estimates; coding uses :meth:`exact_hyper_params`).
 
         ``h_s`` upsamples by 4; its output is cropped to ``size`` (latents need
         only be multiples of 16 in the image)."""

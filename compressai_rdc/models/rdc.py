@@ -134,8 +134,9 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
         return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def compress(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
-        """Returns ``{"strings": [y, z], "shape": latent size (H/16, W/16), "y_hat"}``
-        where ``y_hat`` is the latent the decoder will reconstruct (for ``x̂₁`` on the encoder)."""
+        """Returns ``{"strings": [y, z], "shape": latent size (H/16, W/16), "y_hat", "check"}``
+        where ``y_hat`` is the latent the decoder will reconstruct (for ``x̂₁`` on the encoder)
+        and ``check`` the entropy-parameter check value (:mod:`compressai_rdc.entropy_check`)."""
         return self.compress_latent(self.analysis(x, **cond), rate, **cond)
 
     def compress_latent(self, y: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
@@ -349,8 +350,9 @@ class RDCVersatile(CodecHooks, CompressionModel):
         """Encode both branches.
 
         Returns:
-            ``{"strings": [y, z, res_z, res_1, ..., res_k], "shape": latent size (H/16, W/16)}``
-            (``[y, z]`` only when ``layers=0``); each entry is a list of B byte strings.
+            ``{"strings": [y, z, res_z, res_1, ..., res_k], "shape": latent size (H/16, W/16), "checks"}``
+            (``[y, z]`` only when ``layers=0``); each entry is a list of B byte strings;
+            ``checks`` the entropy-parameter check value of the primary (and the residual) branch.
         """
         return self._compress(x, rate, layers, residual_rate, {})
 
