@@ -37,6 +37,7 @@ from compressai_rdc.container import (
     CorruptBitstreamError,
     ForeignBitstreamError,
     StreamHeader,
+    UnsupportedBitstreamError,
     pack,
     read_header,
     unpack,
@@ -189,6 +190,11 @@ def pack_output(
     if not isinstance(strings, (list, tuple)) or not strings:
         raise InvalidArgumentError(f"{type(model).__name__}.compress returned no strings")
     hk = hooks(model)
+    if hk.entropy_checks != ("checks" in out):
+        raise InvalidArgumentError(
+            f"{type(model).__name__}.compress returned {'no ' if hk.entropy_checks else ''}entropy-parameter checks "
+            f"but its entropy_checks hook is {hk.entropy_checks}"
+        )
     header = StreamHeader(
         model_name=name or model_name(model),
         weights_hash=weights_hash(model),
@@ -199,6 +205,7 @@ def pack_output(
         shape=_flat_shape(out["shape"]),
         controls={k: float(v) for k, v in hk.stream_controls(**controls).items()},
         layers=tuple(hk.substream_layers(len(strings), **controls)),
+        checks=tuple(out["checks"]) if hk.entropy_checks else (),
     )
     try:
         return pack(header, strings)
@@ -216,6 +223,21 @@ def check_identity(header: StreamHeader, model: nn.Module) -> None:
             f"stream was made by {header.model_name!r} with weights {header.weights_hash.hex()}, "
             f"but this model's weights hash is {weights_hash(model).hex()}: load the same weights to decode it"
         )
+
+
+def _check_entropy_checks(header: StreamHeader, model: nn.Module) -> None:
+    """The stream carries entropy-parameter checks exactly when the model writes them."""
+    writes = hooks(model).entropy_checks
+    if writes and header.version == 1:
+        raise UnsupportedBitstreamError(
+            f"this {header.model_name!r} stream has container format version 1: its entropy parameters came from the "
+            "float hyperprior, which this version no longer computes (they are fixed-point now, so that streams decode "
+            "identically on every machine); re-encode the image with this version"
+        )
+    if writes and not header.checks:
+        raise CorruptBitstreamError(f"the stream holds no entropy-parameter check values; {header.model_name!r} streams always do")
+    if not writes and header.checks:
+        raise CorruptBitstreamError(f"the stream holds {len(header.checks)} entropy-parameter checks; {type(model).__name__} writes none")
 
 
 def _check_shape(header: StreamHeader, model: nn.Module) -> None:
@@ -269,11 +291,16 @@ def decode(
             or :class:`~compressai_rdc.limits.DecodeLimitError` above ``limits``.
             An error the model raises while decoding a stream that passed every
             check is re-raised as :class:`CorruptBitstreamError` (its cause chained).
+            :class:`~compressai_rdc.container.EntropyParameterMismatchError` when the
+            entropy parameters the model computes differ from the stream's check
+            value; :class:`UnsupportedBitstreamError` for a format-1 stream of a
+            model that writes check values (its parameters came from the float path).
         InvalidArgumentError: ``layers`` or a control is invalid for this stream/model.
     """
     (limits if limits is not None else DecodeLimits()).check(read_header(data), model)
     header, strings = unpack(data)
     check_identity(header, model)
+    _check_entropy_checks(header, model)
     _check_shape(header, model)
     layers = _check_layers(header, layers)
     clash = sorted(set(controls) & set(header.controls))
@@ -292,6 +319,8 @@ def decode(
     kwargs = dict(header.controls, **controls)
     if layers is not None and accepts(model.decompress, "layers"):
         kwargs["layers"] = read
+    if header.checks:
+        kwargs["checks"] = header.checks
     x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):
@@ -317,6 +346,8 @@ def _decompress(model: nn.Module, strings: List[List[bytes]], header: StreamHead
         with torch.no_grad():
             out = model.decompress(strings, torch.Size(header.shape), **kwargs)
         x_hat = out["x_hat"]
+    except BitstreamError:
+        raise  # the model's own typed verdict (entropy-parameter check mismatch)
     except _MODEL_STREAM_ERRORS as exc:
         raise CorruptBitstreamError(
             f"{type(model).__name__}.decompress rejected the stream ({len(strings)} substream groups, "

@@ -6,12 +6,12 @@ decoder needs to check that the stream is complete, intact and meant for the
 model at hand. It knows nothing about neural networks; :mod:`compressai_rdc.codec`
 fills it from a model and decodes it again.
 
-Byte layout (format version 1, all integers little-endian)::
+Byte layout (format version 2, all integers little-endian)::
 
     offset  size        field
     ------  ----------  -------------------------------------------------------
     0       4           magic  b"RDCs"
-    4       1           format version (1)
+    4       1           format version (2; 1 is read too, see below)
     5       1           flags (0; any other value is unsupported)
     6       1           n = length of the model name (1..128)
     7       n           model name, ASCII (registry key or class path)
@@ -28,8 +28,20 @@ Byte layout (format version 1, all integers little-endian)::
                         to scalable refinement layer j (tags never decrease)
     .       G x B x 8   per substream (group-major, then image): length uint32,
                         CRC32 of its bytes uint32
+    .       1           k = number of entropy-parameter checks (0..8; version 2 only)
+    .       k x (4+4B)  per check: CRC32 of the entropy coder tables, then per
+                        image CRC32 of the scale indexes and means
+                        (:mod:`compressai_rdc.entropy_check`; version 2 only)
     .       4           CRC32 of every header byte before this field
     .       sum(len)    payload: the substreams, concatenated in table order
+
+Version 1 (before the fixed-point entropy parameters) has no check field.
+It is still parsed (``StreamHeader.version == 1``) so that
+:func:`compressai_rdc.codec.decode` can refuse such a stream of a model whose
+entropy parameters are now computed differently with
+:class:`UnsupportedBitstreamError` (its parameters came from the float path and
+could not be reproduced), while models without checks (CompressAI's own)
+decode it as before.
 
 The total size must equal header size + sum of substream lengths: shorter input
 raises :class:`TruncatedBitstreamError`, longer input
@@ -54,7 +66,9 @@ from typing import Dict, List, Sequence, Tuple
 from compressai_rdc.errors import RDCError
 
 MAGIC = b"RDCs"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions :func:`read_header` parses
+READ_VERSIONS = (1, 2)
 
 MAX_NAME = 128
 MAX_BATCH = 64
@@ -67,6 +81,7 @@ MAX_CONTROLS = 16
 MAX_KEY = 32
 MAX_GROUPS = 64
 MAX_SUBSTREAM = 1 << 30
+MAX_CHECKS = 8
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -94,6 +109,20 @@ class UnsupportedBitstreamError(BitstreamError):
     """The stream uses a format version or flag this library does not read."""
 
 
+class EntropyParameterMismatchError(BitstreamError):
+    """The entropy parameters (scale indexes, means or coding tables) the decoder
+    computed differ from the encoder's check value: decoding would give garbage."""
+
+
+@dataclass(frozen=True)
+class EntropyCheck:
+    """A stored check value: ``tables`` CRC32 of the entropy coder's tables,
+    ``params`` one CRC32 of the scale indexes and means per image."""
+
+    tables: int
+    params: Tuple[int, ...]
+
+
 # -----------------------------------------------------------------------------
 # Header
 # -----------------------------------------------------------------------------
@@ -116,6 +145,10 @@ class StreamHeader:
         layers: layer tag of each substream group (0 = base).
         lengths: byte length of each substream, ``lengths[group][image]``.
         crcs: CRC32 of each substream, same indexing.
+        checks: entropy-parameter check values, one per hyperprior of the model
+            (:mod:`compressai_rdc.entropy_check`); empty for models without.
+        version: container format version (written: :data:`FORMAT_VERSION`;
+            1 when read from an old stream, which has no checks).
         header_size: bytes before the payload (set when read or written).
     """
 
@@ -130,6 +163,8 @@ class StreamHeader:
     layers: Tuple[int, ...] = ()
     lengths: Tuple[Tuple[int, ...], ...] = ()
     crcs: Tuple[Tuple[int, ...], ...] = ()
+    checks: Tuple[EntropyCheck, ...] = ()
+    version: int = FORMAT_VERSION
     header_size: int = 0
 
     @property
@@ -200,6 +235,15 @@ def validate_header(h: StreamHeader) -> None:
         for n in g:
             if not (0 <= n <= MAX_SUBSTREAM):
                 _fail(C, f"substream length {n} is outside 0..{MAX_SUBSTREAM}")
+    if h.version not in READ_VERSIONS:
+        _fail(UnsupportedBitstreamError, f"container format version {h.version}; valid: {READ_VERSIONS}")
+    if h.version == 1 and h.checks:
+        _fail(C, "format version 1 has no entropy-parameter checks")
+    if len(h.checks) > MAX_CHECKS:
+        _fail(C, f"{len(h.checks)} entropy-parameter checks; at most {MAX_CHECKS} are allowed")
+    for c in h.checks:
+        if len(c.params) != h.batch or any(not (0 <= v < 1 << 32) for v in (c.tables, *c.params)):
+            _fail(C, f"entropy-parameter check {c} must hold a table CRC and {h.batch} image CRCs (uint32)")
 
 
 # -----------------------------------------------------------------------------
@@ -219,11 +263,12 @@ def pack(header: StreamHeader, strings: Sequence[Sequence[bytes]]) -> bytes:
     crcs = tuple(tuple(zlib.crc32(s) for s in group) for group in strings)
     header = replace(header, lengths=lengths, crcs=crcs, pad=tuple(int(p) for p in header.pad),
                      shape=tuple(int(s) for s in header.shape), layers=tuple(int(t) for t in header.layers),
-                     controls={k: float(v) for k, v in header.controls.items()})
+                     controls={k: float(v) for k, v in header.controls.items()},
+                     checks=tuple(EntropyCheck(int(c.tables), tuple(int(v) for v in c.params)) for c in header.checks))
     validate_header(header)
     name = header.model_name.encode("ascii")
     out = bytearray(MAGIC)
-    out += struct.pack("<BBB", FORMAT_VERSION, 0, len(name)) + name + bytes(header.weights_hash)
+    out += struct.pack("<BBB", header.version, 0, len(name)) + name + bytes(header.weights_hash)
     out += struct.pack("<HHH4H", header.batch, header.height, header.width, *header.pad)
     out += struct.pack(f"<B{len(header.shape)}I", len(header.shape), *header.shape)
     out += struct.pack("<B", len(header.controls))
@@ -237,6 +282,10 @@ def pack(header: StreamHeader, strings: Sequence[Sequence[bytes]]) -> bytes:
     for lg, cg in zip(lengths, crcs):
         for n, c in zip(lg, cg):
             out += struct.pack("<II", n, c)
+    if header.version >= 2:
+        out += struct.pack("<B", len(header.checks))
+        for c in header.checks:
+            out += struct.pack(f"<I{len(c.params)}I", c.tables, *c.params)
     out += struct.pack("<I", zlib.crc32(bytes(out)))
     for group in strings:
         for s in group:
@@ -290,8 +339,8 @@ def read_header(data: bytes) -> StreamHeader:
         raise ForeignBitstreamError(f"not a compressai-rdc container: magic {magic!r}, expected {MAGIC!r}")
     r.take(4, "magic")
     version, flags, name_len = r.unpack("BBB", "version/flags/name length")
-    if version != FORMAT_VERSION:
-        raise UnsupportedBitstreamError(f"container format version {version}; this library reads version {FORMAT_VERSION}")
+    if version not in READ_VERSIONS:
+        raise UnsupportedBitstreamError(f"container format version {version}; this library reads versions {READ_VERSIONS}")
     if flags != 0:
         raise UnsupportedBitstreamError(f"container flags 0x{flags:02x} are not supported (expected 0)")
     if not (1 <= name_len <= MAX_NAME):
@@ -329,6 +378,14 @@ def read_header(data: bytes) -> StreamHeader:
     if not (1 <= batch <= MAX_BATCH):  # bound before reading a table sized by it
         raise CorruptBitstreamError(f"batch size {batch} is outside 1..{MAX_BATCH}")
     table = r.unpack(f"{2 * n_groups * batch}I", "substream table")
+    checks: List[EntropyCheck] = []
+    if version >= 2:
+        (n_checks,) = r.unpack("B", "entropy check count")
+        if n_checks > MAX_CHECKS:
+            raise CorruptBitstreamError(f"{n_checks} entropy-parameter checks; at most {MAX_CHECKS} are allowed")
+        for _ in range(n_checks):
+            tables, *params = r.unpack(f"{1 + batch}I", "entropy check")
+            checks.append(EntropyCheck(tables, tuple(params)))
     header_end = r.pos
     (crc,) = r.unpack("I", "header CRC")
     if zlib.crc32(data[:header_end]) != crc:
@@ -338,7 +395,7 @@ def read_header(data: bytes) -> StreamHeader:
     header = StreamHeader(
         model_name=name, weights_hash=whash, batch=batch, height=height, width=width, pad=tuple(pad),
         shape=tuple(shape), controls=controls, layers=tuple(layers), lengths=lengths, crcs=crcs,
-        header_size=r.pos,
+        checks=tuple(checks), version=version, header_size=r.pos,
     )
     validate_header(header)
     return header
@@ -379,6 +436,8 @@ def unpack(data: bytes) -> Tuple[StreamHeader, List[List[bytes]]]:
 __all__ = [
     "BitstreamError",
     "CorruptBitstreamError",
+    "EntropyCheck",
+    "EntropyParameterMismatchError",
     "FORMAT_VERSION",
     "ForeignBitstreamError",
     "MAGIC",

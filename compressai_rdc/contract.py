@@ -26,6 +26,10 @@ hook                                       meaning                              
 ``layers_read(layers, **decode_controls)`` refinement layers a decode reads (RDC at β = 1:      ``None`` (all)
                                            none); the rate counts only those
 ``decode_bytes_per_pixel``                 decoder memory per padded pixel (decode limits)       640
+``entropy_checks``                         ``compress`` returns ``"checks"`` (one                ``False``
+                                           :class:`~compressai_rdc.container.EntropyCheck` per
+                                           hyperprior) and ``decompress`` takes ``checks=`` and
+                                           verifies them (:mod:`compressai_rdc.entropy_check`)
 ``rate_likelihoods(x, **controls)``        likelihoods without the synthesis transform           ``forward(...)["likelihoods"]``
 ``rate_control(x, control, **fixed)``      the scalar rate control of this model on ``x``         :func:`compressai_rdc.ratecontrol.generic_rate_control`
 =========================================  ====================================================  =====================
@@ -55,7 +59,7 @@ DEFAULT_SYMBOLS_PER_PIXEL = 1.5
 DEFAULT_DECODE_BYTES_PER_PIXEL = 640
 #: parameters of ``compress``/``decompress`` that are data, never controls (a stream
 #: storing a control of one of these names is corrupt)
-RESERVED_NAMES = frozenset({"self", "x", "strings", "shape"})
+RESERVED_NAMES = frozenset({"self", "x", "strings", "shape", "checks"})
 
 
 def accepts(fn: Callable, name: str) -> bool:
@@ -77,6 +81,7 @@ class Codec(Protocol):
     stride: int
     symbols_per_pixel: float
     decode_bytes_per_pixel: float
+    entropy_checks: bool
 
     def forward(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
 
@@ -109,6 +114,7 @@ class CodecHooks:
     stride: int = DEFAULT_STRIDE
     symbols_per_pixel: float = DEFAULT_SYMBOLS_PER_PIXEL
     decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
+    entropy_checks: bool = False
 
     def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
         """``None``: the codec bounds ``shape`` by the image size only."""
@@ -164,7 +170,7 @@ class _Foreign(CodecHooks):
         #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
-        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "stream_shape", "stream_controls",
+        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "entropy_checks", "stream_shape", "stream_controls",
                      "substream_layers", "check_controls", "layers_read",
                      "rate_likelihoods", "rate_control"):
             if hasattr(model, name):

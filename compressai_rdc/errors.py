@@ -62,3 +62,8 @@ class WeightsFormatError(RDCError, ValueError):
 
 class DatasetError(RDCError, FileNotFoundError):
     """A dataset folder is missing or holds no usable images."""
+
+
+class FixedPointRangeError(RDCError, ValueError):
+    """A model's entropy-parameter path cannot be evaluated exactly in fixed point
+    (a layer without a fixed-point form, or weights whose sums leave float64's exact range)."""

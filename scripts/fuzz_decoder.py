@@ -23,7 +23,8 @@ mutation of one of them (``random.Random(f"{seed}:{arch}:{i}")``):
 ``header-raw``     header bytes changed, header CRC recomputed
 ``field``          one header field forged (extreme sizes, shapes of 0..8
                    values, controls renamed to ``strings``/``shape``/..., NaN,
-                   group counts and layer tags, batch), every CRC recomputed
+                   group counts and layer tags, batch, entropy-parameter
+                   check values and format version), every CRC recomputed
 ``payload``        substream bytes changed, their CRCs and the header's recomputed
 ``swap``           substreams taken from another seed container, CRCs recomputed
 =================  ==========================================================
@@ -138,7 +139,8 @@ def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Option
     """Container bytes for header fields ``f`` (as :class:`StreamHeader` names) with valid CRCs."""
     m = lambda v, bits: int(v) % (1 << bits)  # noqa: E731 - wrap into the field's width
     name = f["model_name"].encode("latin-1")[:255]
-    out = bytearray(b"RDCs") + struct.pack("<BBB", 1, 0, len(name)) + name + bytes(f["weights_hash"])[:8].ljust(8, b"\0")
+    version = f["version"]
+    out = bytearray(b"RDCs") + struct.pack("<BBB", m(version, 8), 0, len(name)) + name + bytes(f["weights_hash"])[:8].ljust(8, b"\0")
     out += struct.pack("<HHH4H", *(m(v, 16) for v in (f["batch"], f["height"], f["width"], *f["pad"])))
     shape = list(f["shape"])[:255]
     out += struct.pack(f"<B{len(shape)}I", len(shape), *(m(s, 32) for s in shape))
@@ -153,6 +155,11 @@ def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Option
         for bi, s in enumerate(group):
             c = crcs[gi][bi] if crcs is not None else zlib.crc32(s)
             out += struct.pack("<II", len(s), c)
+    if version >= 2:
+        checks = list(f["checks"])[:255]
+        out += struct.pack("<B", len(checks))
+        for tables, params in checks:
+            out += struct.pack(f"<I{len(params)}I", m(tables, 32), *(m(v, 32) for v in params))
     out += struct.pack("<I", zlib.crc32(bytes(out)))
     for group in strings:
         for s in group:
@@ -163,7 +170,8 @@ def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Option
 def _fields(header) -> Dict[str, Any]:
     return dict(model_name=header.model_name, weights_hash=header.weights_hash, batch=header.batch,
                 height=header.height, width=header.width, pad=list(header.pad), shape=list(header.shape),
-                controls=dict(header.controls), layers=list(header.layers))
+                controls=dict(header.controls), layers=list(header.layers), version=header.version,
+                checks=[(c.tables, list(c.params)) for c in header.checks])
 
 
 EXTREME = (0, 1, 2, 3, 15, 16, 17, 63, 64, 65, 255, 256, 1023, 1024, 4096, 8192, 16383, 16384, 16385, 65535)
@@ -229,7 +237,7 @@ def mutate(rng: random.Random, seed_blobs: List[bytes]) -> Tuple[str, bytes]:
             strings[g][i] = other[og][rng.randrange(len(other[og]))]
         return op, raw_pack(f, strings)
     # op == "field": one forged header field, all CRCs recomputed
-    which = rng.choice(("size", "pad", "shape", "controls", "groups", "layers", "batch", "name", "hash"))
+    which = rng.choice(("size", "pad", "shape", "controls", "groups", "layers", "batch", "name", "hash", "checks"))
     strings = [list(g) for g in strings]
     if which == "size":
         f[rng.choice(("height", "width"))] = rng.choice(EXTREME)
@@ -273,6 +281,25 @@ def mutate(rng: random.Random, seed_blobs: List[bytes]) -> Tuple[str, bytes]:
         f["batch"] = nb
     elif which == "name":
         f["model_name"] = rng.choice(("hevrc", "rdc-versatile", "rdc-qmap", "mbt2018-mean", "x" * 128, "A"))
+    elif which == "checks":
+        action = rng.random()
+        checks = f["checks"]
+        if action < 0.3 and checks:
+            tables, params = checks[rng.randrange(len(checks))]
+            params[rng.randrange(len(params))] ^= 1 << rng.randrange(32)
+        elif action < 0.45 and checks:
+            i = rng.randrange(len(checks))
+            checks[i] = (checks[i][0] ^ 1 << rng.randrange(32), checks[i][1])
+        elif action < 0.6:
+            del checks[rng.randrange(len(checks) + 1):]
+        elif action < 0.75:
+            checks += [(rng.randrange(1 << 32), [rng.randrange(1 << 32) for _ in range(f["batch"])])
+                       for _ in range(rng.choice((1, 2, 8, 9)))]
+        elif action < 0.9:
+            f["version"] = rng.choice((0, 1, 3, 255))
+        else:
+            for _, params in checks:
+                params.append(rng.randrange(1 << 32))
     else:
         f["weights_hash"] = bytes(rng.randrange(256) for _ in range(8))
     return f"field-{which}", raw_pack(f, strings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
 
 import pytest
 import torch
@@ -19,6 +20,8 @@ from compressai_rdc import codec, container
 from compressai_rdc.container import (
     BitstreamError,
     CorruptBitstreamError,
+    EntropyCheck,
+    EntropyParameterMismatchError,
     ForeignBitstreamError,
     StreamHeader,
     TruncatedBitstreamError,
@@ -186,12 +189,17 @@ def test_mutated_real_streams_raise_typed_errors(tiny, data):
 @given(st.data())
 def test_forged_payloads_with_valid_crcs_never_crash(tiny, data):
     """Garbage that passes every CRC reaches the rANS decoder: it must return a
-    finite image of the announced size (garbage in, garbage out) or a typed error."""
+    finite image of the announced size (garbage in, garbage out) or a typed error;
+    a forged z substream changes the entropy parameters, which the stored check
+    value refuses (EntropyParameterMismatchError)."""
     net, x, blob = tiny
     header, strings = unpack(blob)
     forged = [[data.draw(st.binary(max_size=64)) for _ in g] for g in strings]
     try:
         out = codec.decode(pack(header, forged), net)
+    except EntropyParameterMismatchError as exc:
+        assert "differ from the encoder's" in str(exc)
+        return
     except CorruptBitstreamError as exc:
         assert "NaN/inf" in str(exc)
         return
@@ -218,3 +226,26 @@ def test_forged_header_fields_checked_against_the_model(tiny):
         forged = pack(StreamHeader(**{**header.__dict__, **change}), strings)
         with pytest.raises(BitstreamError, match=match):
             codec.decode(forged, net)
+
+
+def test_entropy_checks_round_trip_and_are_bounded():
+    h = StreamHeader(model_name="m", weights_hash=bytes(8), batch=2, height=8, width=8, pad=(0, 0, 0, 0), shape=(1,),
+                     layers=(0,), checks=(EntropyCheck(7, (1, 2**32 - 1)), EntropyCheck(0, (3, 4))))
+    blob = container.pack(h, [[b"a", b"bc"]])
+    back, strings = unpack(blob)
+    assert back.version == container.FORMAT_VERSION == 2 and back.checks == h.checks and strings == [[b"a", b"bc"]]
+    v1 = container.pack(replace(h, checks=(), version=1), [[b"a", b"bc"]])
+    assert len(v1) == len(blob) - 1 - 2 * 12 and read_header(v1).version == 1 and read_header(v1).checks == ()
+    for change, match in ((dict(checks=(EntropyCheck(1, (1,)),)), "2 image CRCs"),
+                          (dict(checks=(EntropyCheck(1, (1, 2)),) * 9), "at most 8"),
+                          (dict(checks=(EntropyCheck(2**32, (1, 2)),)), "uint32"),
+                          (dict(version=1), "version 1 has no entropy-parameter checks")):
+        with pytest.raises(CorruptBitstreamError, match=match):
+            container.pack(replace(h, **change), [[b"a", b"bc"]])
+    raw = bytearray(blob)
+    n_at = read_header(blob).header_size - 4 - 2 * (4 + 8)
+    assert raw[n_at - 1] == 2  # the check count follows the substream table
+    raw[n_at - 1] = 9
+    raw[read_header(blob).header_size - 4 : read_header(blob).header_size] = struct.pack("<I", zlib.crc32(bytes(raw[: read_header(blob).header_size - 4])))
+    with pytest.raises(CorruptBitstreamError, match="at most 8"):
+        read_header(bytes(raw))

@@ -159,8 +159,10 @@ def test_fuzzer_tool_runs_and_reports(tmp_path):
 
     out = tmp_path / "fuzz.json"
     script = os.path.join(os.path.dirname(__file__), "..", "scripts", "fuzz_decoder.py")
+    root = os.path.join(os.path.dirname(__file__), "..")  # this checkout's package, not an editable install's
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run([sys.executable, script, "--arch", "hevrc", "--cases", "60", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(out.read_text())["results"][0]
     assert result["arch"] == "hevrc" and result["cases"] == 60

@@ -13,7 +13,15 @@ gain unit maps into the gained domain::
 the attributes ``h_s``, ``gain``, ``hyper_gain``, ``entropy_bottleneck`` and
 ``gaussian_conditional`` (so state-dict keys stay those of the branch) and
 gives ``hyper_params``, ``quantize_hyperprior`` (training/analysis pass),
-``compress_hyper`` and ``rate_bits`` (the estimate behind rate control).
+``compress_hyper`` / ``decompress_hyper`` (the coding path) and ``rate_bits``
+(the estimate behind rate control).
+
+Training and the rate estimate use the float path (``hyper_params``). The
+coding path uses :meth:`GainedHyperprior.exact_hyper_params`: the
+hyper-synthesis and the gains in fixed point
+(:mod:`compressai_rdc.layers.fixed_point`), so encoder and decoder compute
+bit-identical scale indexes and means on any machine, and a check value of
+them (:mod:`compressai_rdc.entropy_check`) goes into the stream.
 CompressAI 1.2.8's ``latent_codecs.GainHyperpriorLatentCodec`` applies one gain
 vector per discrete level and owns its submodules under other names, so it
 fits neither the continuous rate nor the shipped weights' keys.
@@ -30,10 +38,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
+from compressai.entropy_models import GaussianConditional
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
-__all__ = ["INIT_SCALE", "GainedHyperprior", "hyper_size", "init_scale_bias", "map_substreams", "quantize_hyperprior"]
+from compressai_rdc.container import EntropyCheck
+from compressai_rdc.entropy_check import compute_check, table_crc, verify_check
+from compressai_rdc.layers.fixed_point import exact_gain, fixed_point
+
+__all__ = [
+    "INIT_SCALE", "GainedHyperprior", "coding_params", "exact_mean_scale", "hyper_size", "init_scale_bias",
+    "map_substreams", "quantize_hyperprior",
+]
 
 #: Initial predicted scale σ of an ungained latent (≈ its std at initialisation),
 #: so that an untrained model's rate estimate matches its real bytes.
@@ -52,12 +68,35 @@ def init_scale_bias(last: nn.Conv2d, M: int, value: float = INIT_SCALE) -> None:
         last.bias[:M].fill_(value)
 
 
+def exact_mean_scale(h_s: nn.Sequential, h_in: Tensor, size, gain: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """``(σ, μ)`` of a mean-scale ``h_s`` evaluated in fixed point, cropped to ``size``.
+
+    ``h_in`` is the hyper-synthesis input; ``gain`` an optional exact (B, M)
+    gain vector (:func:`~compressai_rdc.layers.fixed_point.exact_gain`) that
+    multiplies both (one correctly rounded multiply each). Float64 on the CPU,
+    the same bits on every machine.
+    """
+    out = fixed_point(h_s)(h_in)[..., : size[0], : size[1]]
+    scales, means = out.chunk(2, 1)
+    if gain is not None:
+        g = gain[:, :, None, None]
+        scales, means = scales * g, means * g
+    return scales, means
+
+
+def coding_params(gc: GaussianConditional, scales: Tensor, means: Tensor, device) -> Tuple[Tensor, Tensor]:
+    """``(indexes, means)`` for ``gc.compress``/``decompress`` from exact ``(σ, μ)``:
+    the table look-up is comparisons only; means are rounded once to float32."""
+    return gc.build_indexes(scales).to(device), means.to(torch.float32).to(device)
+
+
 class GainedHyperprior:
     """Mixin for an ``nn.Module`` holding ``h_s``, ``gain``, ``hyper_gain``,
     ``entropy_bottleneck`` and ``gaussian_conditional`` (see the module diagram)."""
 
     def hyper_params(self, z_hat: Tensor, rate: Tensor, size) -> Tuple[Tensor, Tensor]:
-        """``(σ_g, μ_g)`` of the gained latent of spatial ``size`` from the decoded ``ẑ_g``.
+        """``(σ_g, μ_g)`` of the gained latent of spatial ``size`` from the decoded ``ẑ_g``
+        (float path: training and rate estimates; coding uses :meth:`exact_hyper_params`).
 
         ``h_s`` upsamples by 4; its output is cropped to ``size`` (latents need
         only be multiples of 16 in the image)."""
@@ -80,18 +119,37 @@ class GainedHyperprior:
         _, y_lik = self.gaussian_conditional(y_g, scales, means=means)
         return quantize_ste(y_g - means) + means, means, y_lik, z_lik
 
-    def compress_hyper(self, z_g: Tensor, rate: Tensor, size) -> Tuple[List[bytes], Tensor, Tensor, Tensor]:
-        """Entropy-code ``z_g``: ``(z strings, indexes, μ_g, σ_g)`` for the latent of ``size``."""
+    def exact_hyper_params(self, z_hat: Tensor, rate: Tensor, size) -> Tuple[Tensor, Tensor]:
+        """:meth:`hyper_params` in fixed point: float64 ``(σ_g, μ_g)`` on the CPU, identical on every machine.
+
+        ``ẑ_g · g'_z(r)`` with the exact inverse gain, the fixed-point ``h_s``,
+        then ``× g(r)`` with the exact gain (rate rounded to 1/256)."""
+        h_in = z_hat.detach().to("cpu", torch.float64) * exact_gain(self.hyper_gain.log_inv_gain, rate)[:, :, None, None]
+        return exact_mean_scale(self.h_s, h_in, size, exact_gain(self.gain.log_gain, rate))
+
+    def entropy_tables_crc(self) -> int:
+        """CRC32 of this hyperprior's coding tables (part of the check value)."""
+        return table_crc(self.entropy_bottleneck, self.gaussian_conditional)
+
+    def compress_hyper(self, z_g: Tensor, rate: Tensor, size) -> Tuple[List[bytes], Tensor, Tensor, EntropyCheck]:
+        """Entropy-code ``z_g``: ``(z strings, indexes, μ_g, check value)`` for the latent of ``size``."""
         z_strings = self.entropy_bottleneck.compress(z_g)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z_g.shape[-2:])
-        scales, means = self.hyper_params(z_hat, rate, size)
-        return z_strings, self.gaussian_conditional.build_indexes(scales), means, scales
+        indexes, means = coding_params(self.gaussian_conditional, *self.exact_hyper_params(z_hat, rate, size), z_g.device)
+        return z_strings, indexes, means, compute_check(self.entropy_tables_crc(), indexes, means)
 
-    def decompress_hyper(self, z_strings: Sequence[bytes], rate: Tensor, size) -> Tuple[Tensor, Tensor]:
-        """``(indexes, μ_g)`` from the z substream of a latent of spatial ``size``."""
+    def decompress_hyper(self, z_strings: Sequence[bytes], rate: Tensor, size, check: Optional[EntropyCheck] = None,
+                         what: str = "hyperprior") -> Tuple[Tensor, Tensor]:
+        """``(indexes, μ_g)`` from the z substream of a latent of spatial ``size``.
+
+        With ``check`` (the encoder's value), raises
+        :class:`~compressai_rdc.container.EntropyParameterMismatchError` (naming
+        ``what``) unless the parameters are the encoder's."""
         z_hat = self.entropy_bottleneck.decompress(list(z_strings), hyper_size(size))
-        scales, means = self.hyper_params(z_hat, rate, size)
-        return self.gaussian_conditional.build_indexes(scales), means
+        indexes, means = coding_params(self.gaussian_conditional, *self.exact_hyper_params(z_hat, rate, size), z_hat.device)
+        if check is not None:
+            verify_check(check, self.entropy_tables_crc(), indexes, means, what)
+        return indexes, means
 
     def rate_bits(self, y_g: Tensor, z_g: Tensor, rate: Tensor) -> float:
         """Estimated bits of ``y_g`` and ``z_g`` (eval mode: rounded latents)."""

@@ -22,7 +22,7 @@ rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +33,12 @@ from compressai.models.utils import conv, deconv
 from compressai.ops import quantize_ste
 from torch import Tensor, nn
 
+from compressai_rdc.container import EntropyCheck
 from compressai_rdc.contract import CodecHooks
+from compressai_rdc.entropy_check import compute_check, table_crc, verify_check
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
+from compressai_rdc.models.gained_hyperprior import coding_params, exact_mean_scale
 
 if TYPE_CHECKING:  # pragma: no cover
     from compressai_rdc.ratecontrol import Probe, RateControl
@@ -248,6 +251,8 @@ class HEVRC(CodecHooks, CompressionModel):
     QUALITIES = tuple(range(1, 9))
     #: padding multiple of the input (g_a and h_a strides), read by :mod:`compressai_rdc.codec`
     downsampling_factor: int = 64
+    #: compress returns ``"checks"`` and decompress verifies them (:mod:`compressai_rdc.entropy_check`)
+    entropy_checks: bool = True
 
     def __init__(
         self,
@@ -353,8 +358,16 @@ class HEVRC(CodecHooks, CompressionModel):
         x_hat = self.g_s(y_hat, z_hat)
         return {"x_hat": x_hat, "y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}, "qmap": lat["q"]}
 
+    def _coding_params(self, z_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """``(indexes, means)`` of ``y`` from ``ẑ`` through the fixed-point ``h_s``
+        (:func:`~compressai_rdc.models.gained_hyperprior.exact_mean_scale`): the same bits on every machine."""
+        h, w = z_hat.shape[-2:]
+        scales, means = exact_mean_scale(self.h_s, z_hat.detach().to("cpu", torch.float64), (4 * h, 4 * w))
+        return coding_params(self.gaussian_conditional, scales, means, z_hat.device)
+
     def compress(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
-        """Entropy-code ``x`` under ``qmap``; the map itself is not in the output."""
+        """Entropy-code ``x`` under ``qmap``; the map itself is not in the output.
+        ``"checks"`` holds the entropy-parameter check value of ``y``."""
         return self._code(self.encode_latents(x, qmap))
 
     def _code(self, lat: Dict[str, Tensor]) -> Dict[str, Any]:
@@ -362,18 +375,22 @@ class HEVRC(CodecHooks, CompressionModel):
         z = lat["z"]
         z_strings = self.entropy_bottleneck.compress(z)
         z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
-        scales, means = self.h_s(z_hat).chunk(2, 1)
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        indexes, means = self._coding_params(z_hat)
         y_strings = self.gaussian_conditional.compress(lat["y"], indexes, means=means)
-        return {"strings": [y_strings, z_strings], "shape": z.size()[-2:]}
+        check = compute_check(table_crc(self.entropy_bottleneck, self.gaussian_conditional), indexes, means)
+        return {"strings": [y_strings, z_strings], "shape": z.size()[-2:], "checks": [check]}
 
-    def decompress(self, strings, shape) -> Dict[str, Tensor]:
-        """Decode without the quality map (it is implied by ``ẑ``)."""
+    def decompress(self, strings, shape, checks: Optional[Sequence[EntropyCheck]] = None) -> Dict[str, Tensor]:
+        """Decode without the quality map (it is implied by ``ẑ``); ``checks`` (the
+        encoder's ``compress()["checks"]``) is verified before ``y`` is decoded."""
         if len(strings) != 2:
             raise InvalidArgumentError(f"HEVRC.decompress expects 2 streams [y, z], got {len(strings)}")
+        if checks is not None and len(checks) != 1:
+            raise InvalidArgumentError(f"HEVRC streams hold 1 entropy-parameter check, got {len(checks)}")
         z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        scales, means = self.h_s(z_hat).chunk(2, 1)
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        indexes, means = self._coding_params(z_hat)
+        if checks is not None:
+            verify_check(checks[0], table_crc(self.entropy_bottleneck, self.gaussian_conditional), indexes, means, "hevrc")
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
         return {"x_hat": self.g_s(y_hat, z_hat).clamp_(0, 1)}
 

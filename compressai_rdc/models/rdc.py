@@ -36,6 +36,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
+from compressai_rdc.container import EntropyCheck
 from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
@@ -133,24 +134,28 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
         return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def compress(self, x: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
-        """Returns ``{"strings": [y, z], "shape": latent size (H/16, W/16), "y_hat"}``
-        where ``y_hat`` is the latent the decoder will reconstruct (for ``x̂₁`` on the encoder)."""
+        """Returns ``{"strings": [y, z], "shape": latent size (H/16, W/16), "y_hat", "check"}``
+        where ``y_hat`` is the latent the decoder will reconstruct (for ``x̂₁`` on the encoder)
+        and ``check`` the entropy-parameter check value (:mod:`compressai_rdc.entropy_check`)."""
         return self.compress_latent(self.analysis(x, **cond), rate, **cond)
 
     def compress_latent(self, y: Tensor, rate: RateLike = None, **cond: Any) -> Dict[str, Any]:
-        """:meth:`compress` from ``y = analysis(x)`` (rate control reuses one analysis)."""
+        """:meth:`compress` from ``y = analysis(x)`` (rate control reuses one analysis);
+        ``"check"`` is the entropy-parameter check value of the ``y`` substream."""
         r = check_rate(rate, self.levels, y.shape[0], self.levels - 1)
         y_g = self.gain.gain(y, r)
         z_g = self.hyper_gain.gain(self.hyper_analysis(y_g, **cond), r)
-        z_strings, indexes, means, _ = self.compress_hyper(z_g, r, y_g.shape[-2:])
+        z_strings, indexes, means, check = self.compress_hyper(z_g, r, y_g.shape[-2:])
         y_strings = self.gaussian_conditional.compress(y_g, indexes, means=means)
         y_hat = self.gain.inverse(self.gaussian_conditional.quantize(y_g, "dequantize", means), r)
-        return {"strings": [y_strings, z_strings], "shape": y_g.shape[-2:], "y_hat": y_hat}
+        return {"strings": [y_strings, z_strings], "shape": y_g.shape[-2:], "y_hat": y_hat, "check": check}
 
-    def decompress(self, strings: Sequence[Sequence[bytes]], shape, rate: RateLike = None) -> Dict[str, Tensor]:
-        """Decode ``[y, z]`` strings; returns ``{"x_hat", "y_hat"}`` (``x_hat`` not clamped)."""
+    def decompress(self, strings: Sequence[Sequence[bytes]], shape, rate: RateLike = None,
+                   check: Optional[EntropyCheck] = None) -> Dict[str, Tensor]:
+        """Decode ``[y, z]`` strings; returns ``{"x_hat", "y_hat"}`` (``x_hat`` not clamped).
+        ``check``: the encoder's check value, verified before ``y`` is decoded."""
         r = check_rate(rate, self.levels, len(strings[1]), self.levels - 1)
-        indexes, means = self.decompress_hyper(strings[1], r, shape)
+        indexes, means = self.decompress_hyper(strings[1], r, shape, check, "primary branch")
         y_hat = self.gain.inverse(self.gaussian_conditional.decompress(list(strings[0]), indexes, means=means), r)
         return {"x_hat": self.synthesize(y_hat), "y_hat": y_hat}
 
@@ -237,6 +242,9 @@ class RDCVersatile(CodecHooks, CompressionModel):
     def residual_layers(self) -> int:
         return self.residual.num_layers
 
+    #: compress returns ``"checks"`` and decompress verifies them (:mod:`compressai_rdc.entropy_check`)
+    entropy_checks: bool = True
+
     #: peak decoder memory per padded pixel, for :class:`compressai_rdc.limits.DecodeLimits`
     #: (384 measured at 768² for rdc-versatile and rdc-qmap: ``python benchmarks/decode_memory.py``)
     decode_bytes_per_pixel: int = 420
@@ -312,7 +320,7 @@ class RDCVersatile(CodecHooks, CompressionModel):
 
         def compress(rate: float) -> Dict[str, Any]:
             out = self.primary.compress_latent(y, self._rates(1, float(rate), None)[0], **cond)
-            return {"strings": list(out["strings"]), "shape": out["shape"]}
+            return {"strings": list(out["strings"]), "shape": out["shape"], "checks": [out["check"]]}
 
         return Probe(lambda r: self.primary.latent_bits(y, float(r), **cond) / num_pixels, compress)
 
@@ -342,8 +350,9 @@ class RDCVersatile(CodecHooks, CompressionModel):
         """Encode both branches.
 
         Returns:
-            ``{"strings": [y, z, res_z, res_1, ..., res_k], "shape": latent size (H/16, W/16)}``
-            (``[y, z]`` only when ``layers=0``); each entry is a list of B byte strings.
+            ``{"strings": [y, z, res_z, res_1, ..., res_k], "shape": latent size (H/16, W/16), "checks"}``
+            (``[y, z]`` only when ``layers=0``); each entry is a list of B byte strings;
+            ``checks`` the entropy-parameter check value of the primary (and the residual) branch.
         """
         return self._compress(x, rate, layers, residual_rate, {})
 
@@ -366,11 +375,13 @@ class RDCVersatile(CodecHooks, CompressionModel):
         k = check_layers(self._default_layers(layers), self.residual_layers)
         r, rho = self._rates(x.shape[0], self._scalar(rate, "rate"), self._scalar(residual_rate, "residual_rate"))
         p = self.primary.compress(x, r, **cond)
-        strings = list(p["strings"])
+        strings, checks = list(p["strings"]), [p["check"]]
         if k > 0:
             x1 = self.primary.synthesize(p["y_hat"])
-            strings += self.residual.compress(x, x1, rho, k)["strings"]
-        return {"strings": strings, "shape": p["shape"]}
+            res = self.residual.compress(x, x1, rho, k)
+            strings += res["strings"]
+            checks.append(res["check"])
+        return {"strings": strings, "shape": p["shape"], "checks": checks}
 
     def decompress(
         self,
@@ -380,11 +391,15 @@ class RDCVersatile(CodecHooks, CompressionModel):
         beta: Optional[float] = None,
         layers: Optional[int] = None,
         residual_rate: RateLike = None,
+        checks: Optional[Sequence[EntropyCheck]] = None,
     ) -> Dict[str, Tensor]:
         """Decode ``x̄ = x̂₁ + (1 − β)·r̂`` from the first ``layers`` residual layers.
 
         ``beta=1`` or ``layers=0`` decodes the primary substreams only;
-        ``beta=None`` is ``default_beta``.
+        ``beta=None`` is ``default_beta``. ``checks``: the encoder's
+        entropy-parameter check values (``compress()["checks"]``: primary, then
+        residual when the stream has residual layers), verified before each
+        branch decodes its ``y``; ``None`` skips the verification.
         """
         if not isinstance(strings, (list, tuple)) or len(strings) < 2 or len(strings) == 3:
             raise InvalidArgumentError("strings must be [y, z] or [y, z, res_z, res_1, ...]")
@@ -395,11 +410,14 @@ class RDCVersatile(CodecHooks, CompressionModel):
         beta = self._beta(beta)
         batch = len(strings[0])
         r, rho = self._rates(batch, rate, residual_rate)
-        p = self.primary.decompress(strings[:2], shape, r)
+        if checks is not None and not ((1 if len(strings) == 2 else 2) <= len(checks) <= 2):
+            raise InvalidArgumentError(f"{len(checks)} entropy-parameter checks for {len(strings)} strings; expected one per branch coded "
+                                       "(a stream truncated to its primary substreams keeps the residual's)")
+        p = self.primary.decompress(strings[:2], shape, r, None if checks is None else checks[0])
         x1 = p["x_hat"]
         if k == 0 or beta == 1.0:
             return {"x_hat": x1.clamp_(0, 1)}
-        r_hat = self.residual.decompress(list(strings[2 : 3 + k]), shape, x1, rho)["r_hat"]
+        r_hat = self.residual.decompress(list(strings[2 : 3 + k]), shape, x1, rho, None if checks is None else checks[1])["r_hat"]
         return {"x_hat": (x1 + (1.0 - beta) * r_hat).clamp_(0, 1)}
 
     # -- container bytes --------------------------------------------------------------

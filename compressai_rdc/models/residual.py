@@ -32,6 +32,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import conv
 from torch import Tensor, nn
 
+from compressai_rdc.container import EntropyCheck
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
@@ -172,21 +173,24 @@ class ResidualScalableBranch(GainedHyperprior, nn.Module):
         """Encode ``r = x − x̂₁``.
 
         Returns:
-            ``{"strings": [res_z, layer 1, ..., layer k], "shape": latent size (H/16, W/16)}``,
-            each entry a list of B byte strings.
+            ``{"strings": [res_z, layer 1, ..., layer k], "shape": latent size (H/16, W/16), "check"}``,
+            each entry a list of B byte strings; ``check`` is the entropy-parameter
+            check value of all ``M`` channels (every layer).
         """
         k = check_layers(layers, self.num_layers)
         rho = check_rate(rate, self.levels, x.shape[0], self.levels - 1, name="residual rate")
         y_g, z_g = self._encode_latents(x, x_hat1, rho)
-        z_strings, indexes, means, _ = self.compress_hyper(z_g, rho, y_g.shape[-2:])
+        z_strings, indexes, means, check = self.compress_hyper(z_g, rho, y_g.shape[-2:])
         strings = [z_strings]
         groups = list(zip(*(t.split(self._sizes(), dim=1) for t in (y_g, indexes, means))))[:k]
         gc = self.gaussian_conditional
         strings += map_substreams(lambda g: gc.compress(g[0], g[1], means=g[2]), groups, self.parallel)
-        return {"strings": strings, "shape": y_g.shape[-2:]}
+        return {"strings": strings, "shape": y_g.shape[-2:], "check": check}
 
-    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int], x_hat1: Tensor, rate: RateLike = None) -> Dict[str, Tensor]:
-        """Decode ``strings = [res_z, layer 1, ..., layer k]`` (any ``1 ≤ k ≤ K``).
+    def decompress(self, strings: Sequence[Sequence[bytes]], shape: Sequence[int], x_hat1: Tensor, rate: RateLike = None,
+                   check: Optional[EntropyCheck] = None) -> Dict[str, Tensor]:
+        """Decode ``strings = [res_z, layer 1, ..., layer k]`` (any ``1 ≤ k ≤ K``);
+        ``check`` (the encoder's check value) is verified before any layer is decoded.
 
         Returns:
             ``{"r_hat": (B, 3, H, W)}``; layers not present take their predicted means.
@@ -195,7 +199,7 @@ class ResidualScalableBranch(GainedHyperprior, nn.Module):
         if not (1 <= k <= self.num_layers):
             raise InvalidArgumentError(f"expected res_z plus 1..{self.num_layers} layer strings, got {len(strings)} strings")
         rho = check_rate(rate, self.levels, x_hat1.shape[0], self.levels - 1, name="residual rate")
-        indexes, means = self.decompress_hyper(strings[0], rho, tuple(int(v) for v in shape))
+        indexes, means = self.decompress_hyper(strings[0], rho, tuple(int(v) for v in shape), check, "residual branch")
         groups = list(zip(indexes.split(self._sizes(), 1), means.split(self._sizes(), 1)))
         gc = self.gaussian_conditional
         parts = map_substreams(lambda j: gc.decompress(list(strings[1 + j]), groups[j][0], means=groups[j][1]), range(k), self.parallel)
