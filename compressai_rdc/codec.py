@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 import weakref
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +44,7 @@ from compressai_rdc.container import (
 from compressai_rdc.contract import RESERVED_NAMES, accepted_names, accepts, hooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.limits import GUARD_SYMBOLS_PER_PIXEL, DecodeLimits, check_image, guard_size  # noqa: F401
+from compressai_rdc.utils import tiling
 from compressai_rdc.utils.padding import pad_to_multiple, unpad
 
 _hash_cache: "weakref.WeakKeyDictionary[nn.Module, Tuple[Tuple, bytes]]" = weakref.WeakKeyDictionary()
@@ -136,6 +137,17 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # -----------------------------------------------------------------------------
 # Encode / decode
 # -----------------------------------------------------------------------------
+def _tiles(model: nn.Module, tile: "Union[int, tiling.Tiling, None]", *, analysis: bool):
+    """The :func:`~compressai_rdc.utils.tiling.tiling` context of a codec call (``tile`` checked)."""
+    if tile is None:
+        return tiling.tiling()
+    if not isinstance(tile, tiling.Tiling):
+        tile = tiling.Tiling(tile)
+    tiling.check_tile(tile.tile, pad_multiple(model))
+    # the halo given for the analysis (a measurement) never applies to the synthesis: that one stays exact
+    return tiling.tiling(synthesis=tiling.Tiling(tile.tile), analysis=tile if analysis else None)
+
+
 def _as_batch(x: Tensor, model: nn.Module) -> Tensor:
     param = next(iter(model.parameters()), None)
     return check_image(x, dtype=param.dtype if param is not None else torch.float32)
@@ -149,7 +161,10 @@ def _flat_shape(shape: Any) -> Tuple[int, ...]:
     )
 
 
-def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **controls: Any) -> bytes:
+def encode(
+    model: nn.Module, x: Tensor, *, name: Optional[str] = None, tile: Union[int, tiling.Tiling, None] = tiling.DEFAULT_TILE,
+    **controls: Any
+) -> bytes:
     """Compress ``x`` into container bytes.
 
     Args:
@@ -159,6 +174,14 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
             Checked by :func:`compressai_rdc.limits.check_image` (dtype of the
             model, finite values in [0, 1], not empty).
         name: model name stored in the header (default: :func:`model_name`).
+        tile: when the padded image is larger than ``tile`` pixels in height or
+            width, the models of this package run their analysis (and the RDC
+            encoder's ``x̂₁`` synthesis) in overlapping tiles of this side with
+            the exact halo, so memory stays bounded
+            (:mod:`compressai_rdc.utils.tiling`; a multiple of the padding
+            multiple). ``None``: never tile. Images up to 1024² (the default)
+            code exactly as before. A :class:`~compressai_rdc.utils.tiling.Tiling`
+            also sets the analysis halo (smaller than exact: for measurements).
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
             For a bpp target use :func:`compressai_rdc.ratecontrol.encode_to_target`.
 
@@ -169,7 +192,7 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
     _check_accepted(model.compress, controls, "compress", model)
     _check_controls(model, controls)
     xp, pad = pad_to_multiple(x, pad_multiple(model))
-    with torch.no_grad():
+    with torch.no_grad(), _tiles(model, tile, analysis=True):
         out = model.compress(xp, **controls)
     return pack_output(model, out, x.shape, pad, controls, name=name)
 
@@ -257,7 +280,8 @@ def decode(
             the stream); groups of later layers are ignored.
         limits: pixels and memory this call may spend, checked on the header
             before anything sized by the stream is allocated (default:
-            :class:`~compressai_rdc.limits.DecodeLimits` ``()``).
+            :class:`~compressai_rdc.limits.DecodeLimits` ``()``); its ``tile``
+            sets the synthesis tiling of images larger than one tile.
         **controls: decode-time controls of the model (e.g. ``beta=0.5``).
 
     Returns:
@@ -269,9 +293,10 @@ def decode(
             or :class:`~compressai_rdc.limits.DecodeLimitError` above ``limits``.
             An error the model raises while decoding a stream that passed every
             check is re-raised as :class:`CorruptBitstreamError` (its cause chained).
-        InvalidArgumentError: ``layers`` or a control is invalid for this stream/model.
+        InvalidArgumentError: ``layers``, a control or ``limits.tile`` is invalid for this stream/model.
     """
-    (limits if limits is not None else DecodeLimits()).check(read_header(data), model)
+    limits = limits if limits is not None else DecodeLimits()
+    limits.check(read_header(data), model)
     header, strings = unpack(data)
     check_identity(header, model)
     _check_shape(header, model)
@@ -292,7 +317,8 @@ def decode(
     kwargs = dict(header.controls, **controls)
     if layers is not None and accepts(model.decompress, "layers"):
         kwargs["layers"] = read
-    x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
+    with _tiles(model, limits.tile, analysis=False):
+        x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):
         raise CorruptBitstreamError(f"decoded shape {tuple(x_hat.shape)} differs from the header's {(header.batch, 3, hp, wp)}")

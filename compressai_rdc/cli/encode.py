@@ -46,6 +46,22 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, with_name: bool = Tr
     parser.add_argument("--device", default="cpu")
 
 
+def add_tile_argument(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--tile PIXELS`` (default 1024, 0 = never tile): :mod:`compressai_rdc.utils.tiling`."""
+    from compressai_rdc.utils.tiling import DEFAULT_TILE
+
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                        help=f"{verb} images larger than this many pixels (height or width) in overlapping tiles of this side, "
+                        f"in bounded memory (a multiple of 16; 64 for hevrc); 0 = never tile (default {DEFAULT_TILE})")
+
+
+def tile_value(tile: int) -> Optional[int]:
+    """The ``tile`` argument of :mod:`compressai_rdc.codec` for ``--tile`` (0 → ``None``)."""
+    if tile < 0:
+        raise InvalidArgumentError(f"--tile {tile} must be 0 (never tile) or a positive number of pixels")
+    return tile or None
+
+
 def load_model(name: str, weights: Optional[Path], pretrained: bool, metric: str = "mse", device: str = "cpu") -> nn.Module:
     """:func:`compressai_rdc.zoo.load_model` with the CLI's message for missing weights."""
     from compressai_rdc.zoo import load_model as zoo_load_model
@@ -128,6 +144,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("brent", "golden", "bounded"), default="brent",
                         help="search method for --target-bpp (compressai_rdc.ratecontrol.search_rate)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_tile_argument(parser, "analyse")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Dict, Mapping, Union
 
 import torch
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from compressai_rdc.contract import CodecHooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
+from compressai_rdc.utils import tiling
 
 __all__ = ["HEVRC", "PAPER", "SPECS", "QmapConditionedAnalysis", "QmapConditionedHyperAnalysis", "HyperConditionedSynthesis", "check_qmap"]
 
@@ -143,6 +145,26 @@ class QmapConditionedAnalysis(nn.Module):
             h = blk(h, c)
         return self.out(h)
 
+    @property
+    def halo(self) -> int:
+        """Exact tiling halo in latent units (:mod:`compressai_rdc.utils.tiling`), one
+        radius for ``x`` and ``q`` together (both at 16 pixels per latent unit)."""
+        chain = tiling.chain_radius
+        u = Fraction(1, 16)
+        r_c, uc = chain(self.cond_in, u)
+        r_h, uh = Fraction(0), u
+        for i in range(3):
+            rc, uc = chain(self.cond_down[i], uc)
+            r_c += rc
+            rh, uh = chain([self.convs[i]], uh)
+            r_h = self.sfts[i].receptive_radius(r_h + rh, r_c, uh)
+        rc, uc = chain(self.cond_down[3], uc)
+        rh, uh = chain([self.convs[3]], uh)
+        r_c, r_h = r_c + rc, r_h + rh
+        for blk in self.res:
+            r_h = blk.receptive_radius(r_h, r_c, uh)
+        return tiling.halo_for(r_h + chain([self.out], uh)[0], 16, 1)
+
 
 class QmapConditionedHyperAnalysis(nn.Module):
     """Hyper-analysis ``z = h_a(y, q)``: SFT-conditioned on ``concat(y, q↓)``::
@@ -197,6 +219,29 @@ class HyperConditionedSynthesis(nn.Module):
         self.deconvs = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, out_channels)])
         self.igdns = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
         self.sfts = nn.ModuleList([SFT(N, P, P) for _ in range(3)])
+
+    @property
+    def halo(self) -> int:
+        """Exact tiling halo in latent units (:mod:`compressai_rdc.utils.tiling`): one radius
+        for both inputs, taken from the coarser ``ẑ`` (4 latent units per pixel), a multiple of 4."""
+        chain = tiling.chain_radius
+        r_e, u = chain(self.z_up, 4)
+        r_e += chain(self.cond_in, u)[0]
+        r_h = Fraction(0)
+        for blk in self.res:
+            r_h = blk.receptive_radius(r_h, r_e, u)
+        for i in range(3):
+            re, ue = chain(self.cond_up[i], u)
+            rh, u = chain([self.deconvs[i], self.igdns[i]], u)
+            r_e += re
+            r_h = self.sfts[i].receptive_radius(r_h + rh, r_e, u)
+        r_h += chain([self.deconvs[3]], u)[0]
+        return tiling.halo_for(r_h, Fraction(1, 4), 16, align=4)
+
+    def tiled(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
+        """:meth:`forward`, tiled under a synthesis :func:`~compressai_rdc.utils.tiling.tiling`
+        (tiles start on multiples of 4 latent units so ``ẑ`` is cut on whole pixels)."""
+        return tiling.synthesize(self, y_hat, (z_hat, Fraction(1, 4)), halo=self.halo, align=4)
 
     def forward(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
         zf = self.z_up(z_hat)[..., : y_hat.shape[-2], : y_hat.shape[-1]]
@@ -282,7 +327,7 @@ class HEVRC(CodecHooks, CompressionModel):
     def encode_latents(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
         """Run the encoder side once: ``{"y", "z", "q"}`` (rate control reuses it)."""
         q = check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
-        y = self.g_a(x, q)
+        y = tiling.analyze(self.g_a, x, (q, 16), halo=self.g_a.halo)
         return {"y": y, "z": self.h_a(y, q), "q": q}
 
     def rate_likelihoods(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
@@ -323,7 +368,15 @@ class HEVRC(CodecHooks, CompressionModel):
         scales, means = self.h_s(z_hat).chunk(2, 1)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
-        return {"x_hat": self.g_s(y_hat, z_hat).clamp_(0, 1)}
+        return {"x_hat": self.g_s.tiled(y_hat, z_hat).clamp_(0, 1)}
+
+    #: memory per padded pixel of a tiled decode outside the tiles (``python benchmarks/tiled_memory.py``)
+    tiled_decode_bytes_per_pixel: int = 128
+
+    @property
+    def synthesis_halo(self) -> int:
+        """Tiling halo (latent units) of ``g_s`` (:mod:`compressai_rdc.utils.tiling`)."""
+        return self.g_s.halo
 
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, Tensor], **kwargs: Any) -> "HEVRC":

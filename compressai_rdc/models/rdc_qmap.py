@@ -30,6 +30,7 @@ from compressai_rdc.models.hevrc import PAPER as HEVRC_PAPER
 from compressai_rdc.models.hevrc import QmapConditionedAnalysis, QmapConditionedHyperAnalysis, QmapLike, check_qmap
 from compressai_rdc.models.rdc import PrimaryBranch, RDCVersatile
 from compressai_rdc.models.residual import ResidualScalableBranch
+from compressai_rdc.utils import tiling
 
 __all__ = ["QmapPrimaryBranch", "RDCQmap", "SPECS"]
 
@@ -54,7 +55,11 @@ class QmapPrimaryBranch(PrimaryBranch):
     def analysis(self, x: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
         if qmap is None:
             qmap = check_qmap(None, x)
-        return self.g_a(x, qmap)
+        return tiling.analyze(self.g_a, x, (qmap, 16), halo=self.analysis_halo)
+
+    @property
+    def analysis_halo(self) -> int:
+        return self.g_a.halo
 
     def hyper_analysis(self, y_g: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
         if qmap is None:
