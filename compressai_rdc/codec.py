@@ -24,6 +24,7 @@ bpp is always computed from these bytes: :func:`bits_per_pixel` of :func:`bytes_
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import weakref
@@ -137,8 +138,16 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # -----------------------------------------------------------------------------
 # Encode / decode
 # -----------------------------------------------------------------------------
-def _tiles(model: nn.Module, tile: "Union[int, tiling.Tiling, None]", *, analysis: bool):
+#: ``encode``'s default ``tile``: the :func:`~compressai_rdc.utils.tiling.tiling` block in force, else 1024
+INHERIT = "inherit"
+
+
+def _tiles(model: nn.Module, tile: "Union[int, tiling.Tiling, None, str]", *, analysis: bool):
     """The :func:`~compressai_rdc.utils.tiling.tiling` context of a codec call (``tile`` checked)."""
+    if isinstance(tile, str) and tile == INHERIT:
+        if tiling.active():
+            return contextlib.nullcontext()
+        tile = tiling.DEFAULT_TILE
     if tile is None:
         return tiling.tiling()
     if not isinstance(tile, tiling.Tiling):
@@ -162,7 +171,7 @@ def _flat_shape(shape: Any) -> Tuple[int, ...]:
 
 
 def encode(
-    model: nn.Module, x: Tensor, *, name: Optional[str] = None, tile: Union[int, tiling.Tiling, None] = tiling.DEFAULT_TILE,
+    model: nn.Module, x: Tensor, *, name: Optional[str] = None, tile: Union[int, tiling.Tiling, None, str] = INHERIT,
     **controls: Any
 ) -> bytes:
     """Compress ``x`` into container bytes.
@@ -179,8 +188,10 @@ def encode(
             encoder's ``x̂₁`` synthesis) in overlapping tiles of this side with
             the exact halo, so memory stays bounded
             (:mod:`compressai_rdc.utils.tiling`; a multiple of the padding
-            multiple). ``None``: never tile. Images up to 1024² (the default)
-            code exactly as before. A :class:`~compressai_rdc.utils.tiling.Tiling`
+            multiple). ``None``: never tile. The default (:data:`INHERIT`) is the
+            tiling of an enclosing :func:`~compressai_rdc.utils.tiling.tiling`
+            block (rate control's search runs in one), else 1024: images up to
+            1024² code exactly as before. A :class:`~compressai_rdc.utils.tiling.Tiling`
             also sets the analysis halo (smaller than exact: for measurements).
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
             For a bpp target use :func:`compressai_rdc.ratecontrol.encode_to_target`.

@@ -150,7 +150,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from compressai_rdc import codec
     from compressai_rdc.registry import QMAP_STRATEGIES
+    from compressai_rdc.codec import pad_multiple
     from compressai_rdc.ratecontrol import encode_to_target
+    from compressai_rdc.utils.tiling import Tiling, check_tile, tiling
 
     check_output(args.output, args.overwrite, inputs=(args.image,))
     if args.qmap_strategy is not None:
@@ -161,14 +163,17 @@ def run(args: argparse.Namespace) -> int:
     if args.target_bpp is not None:
         if args.qmap_strategy is not None:
             extra["qmap_strategy"] = args.qmap_strategy
-        data, report = encode_to_target(model, x, args.target_bpp, method=args.method, **extra)
+        tile = tile_value(args.tile)
+        cfg = None if tile is None else Tiling(check_tile(tile, pad_multiple(model)))
+        with tiling(synthesis=cfg, analysis=cfg):  # the search's probes and its final codec.encode
+            data, report = encode_to_target(model, x, args.target_bpp, method=args.method, **extra)
         note = (
             f"target {report.target_bpp:.4f} bpp, {report.control}={report.value:.4f}, "
             f"{report.evaluations} rate estimates + {report.encodes} encode(s) in {report.seconds:.2f} s"
         )
     else:
         controls = dict(fixed_controls(model, x, args.rate, args.qmap_strategy, args.level), **extra)
-        data = codec.encode(model, x, **controls)
+        data = codec.encode(model, x, tile=tile_value(args.tile), **controls)
         note = f"rate {args.rate:g}" if args.rate is not None else f"level {args.level:g}"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(data)

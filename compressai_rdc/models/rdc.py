@@ -258,6 +258,13 @@ class RDCVersatile(CodecHooks, CompressionModel):
     tiled_decode_bytes_per_pixel: int = 128
 
     @property
+    def symbols_per_pixel(self) -> float:
+        """Latent symbols per padded pixel of the densest substream (sizes the decoder's zero
+        guard, :func:`compressai_rdc.limits.guard_size`): ``y`` holds ``M`` symbols per 16×16
+        pixels, a residual layer fewer (its group of the residual's ``M``)."""
+        return max(self.primary.M, self.residual.M) / 256
+
+    @property
     def synthesis_halo(self) -> int:
         """Tiling halo (latent units) of the decode's syntheses: the larger of the two branches'."""
         return max(self.primary.synthesis_halo, self.residual.synthesis_halo)

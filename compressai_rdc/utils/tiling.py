@@ -63,6 +63,7 @@ __all__ = [
     "analyze",
     "chain_radius",
     "check_tile",
+    "active",
     "current",
     "halo_for",
     "run_tiled",
@@ -117,12 +118,14 @@ class Tiling:
 
 
 _CURRENT = {kind: ContextVar(f"compressai_rdc_{kind}_tiling", default=None) for kind in ("synthesis", "analysis")}
+_ACTIVE: ContextVar[bool] = ContextVar("compressai_rdc_tiling_active", default=False)
 
 
 @contextlib.contextmanager
 def tiling(synthesis: Optional[Tiling] = None, analysis: Optional[Tiling] = None) -> Iterator[None]:
     """Within the block, :func:`synthesize` / :func:`analyze` calls tile as given (``None``: untiled)."""
     tokens = [(_CURRENT[k], _CURRENT[k].set(v)) for k, v in (("synthesis", synthesis), ("analysis", analysis))]
+    tokens.append((_ACTIVE, _ACTIVE.set(True)))
     try:
         yield
     finally:
@@ -133,6 +136,11 @@ def tiling(synthesis: Optional[Tiling] = None, analysis: Optional[Tiling] = None
 def current(kind: str) -> Optional[Tiling]:
     """The :class:`Tiling` in force for ``kind`` (``"synthesis"`` or ``"analysis"``), or ``None``."""
     return _CURRENT[kind].get()
+
+
+def active() -> bool:
+    """Whether a :func:`tiling` block is in force (even one that tiles nothing)."""
+    return _ACTIVE.get()
 
 
 # -----------------------------------------------------------------------------
