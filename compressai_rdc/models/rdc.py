@@ -253,9 +253,10 @@ class RDCVersatile(CodecHooks, CompressionModel):
     #: peak decoder memory per padded pixel, for :class:`compressai_rdc.limits.DecodeLimits`
     #: (384 measured at 768² for rdc-versatile and rdc-qmap: ``python benchmarks/decode_memory.py``)
     decode_bytes_per_pixel: int = 420
-    #: memory per padded pixel of a tiled decode outside the tiles (latents, entropy
-    #: decoding, x̂₁, r̂ and the output; ``python benchmarks/tiled_memory.py``)
-    tiled_decode_bytes_per_pixel: int = 128
+    #: memory per padded pixel of a tiled decode outside the tiles (latents, entropy decoding,
+    #: guarded substreams, the output): 37 measured between 2048² and 4096² (docs/tiling.md,
+    #: ``python benchmarks/tiled_memory.py``), with a margin for x̂₁ and r̂ of residual decodes
+    tiled_decode_bytes_per_pixel: int = 64
 
     @property
     def symbols_per_pixel(self) -> float:
