@@ -370,7 +370,8 @@ class HEVRC(CodecHooks, CompressionModel):
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
         return {"x_hat": self.g_s.tiled(y_hat, z_hat).clamp_(0, 1)}
 
-    #: memory per padded pixel of a tiled decode outside the tiles (``python benchmarks/tiled_memory.py``)
+    #: memory per padded pixel of a tiled decode outside the tiles: at most ≈ 60 from one 2048²
+    #: measurement with 512-px tiles (``python benchmarks/tiled_memory.py``, docs/tiling.md), doubled
     tiled_decode_bytes_per_pixel: int = 128
 
     @property

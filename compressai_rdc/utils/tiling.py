@@ -50,12 +50,12 @@ import math
 from contextvars import ContextVar
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
-
-from compressai.layers import GDN
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 from compressai_rdc.errors import InvalidArgumentError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads DEFAULT_TILE for --help
+    from torch import Tensor, nn
 
 __all__ = [
     "DEFAULT_TILE",
@@ -75,10 +75,6 @@ Scale = Union[int, Fraction]
 
 #: default tile side in pixels: images up to 1024 px on each side (Kodak, ImageNet) run untiled
 DEFAULT_TILE = 1024
-
-#: modules that act on each pixel alone (radius 0)
-_POINTWISE = (GDN, nn.LeakyReLU, nn.ReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.GELU, nn.PReLU)
-
 
 def _positive(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -147,6 +143,8 @@ def active() -> bool:
 # receptive radius
 # -----------------------------------------------------------------------------
 def _leaves(modules: Iterable[nn.Module]) -> Iterator[nn.Module]:
+    from torch import nn
+
     for m in modules:
         if isinstance(m, nn.Sequential):
             yield from _leaves(m)
@@ -172,6 +170,10 @@ def chain_radius(modules: Iterable[nn.Module], unit: Scale = 1) -> Tuple[Fractio
             transposed convolution with ``padding = (k−1)/2`` and
             ``output_padding = stride − 1``, or a pointwise layer).
     """
+    from compressai.layers import GDN
+    from torch import nn
+
+    pointwise = (GDN, nn.LeakyReLU, nn.ReLU, nn.Identity, nn.Sigmoid, nn.Tanh, nn.GELU, nn.PReLU)  # radius 0
     unit, radius = Fraction(unit), Fraction(0)
     for m in _leaves(modules):
         if isinstance(m, nn.ConvTranspose2d):
@@ -186,7 +188,7 @@ def chain_radius(modules: Iterable[nn.Module], unit: Scale = 1) -> Tuple[Fractio
                 raise InvalidArgumentError(f"{m} is not a centred convolution; cannot tile it")
             radius += unit * Fraction(d * (k - 1), 2)
             unit *= s
-        elif not isinstance(m, _POINTWISE):
+        elif not isinstance(m, pointwise):
             raise InvalidArgumentError(f"{type(m).__name__} has no known receptive field; cannot tile it")
     return radius, unit
 
