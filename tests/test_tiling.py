@@ -242,6 +242,10 @@ def test_tile_must_be_a_multiple_of_the_models_padding():
             tiling.Tiling(64, halo=halo)
     with pytest.raises(InvalidArgumentError, match="halo"):
         tiling.run_tiled(lambda t: t, [(torch.zeros(1, 1, 4, 4), 1)], out_scale=1, tile=2, halo=-1)
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        tiling.run_tiled(lambda t: t, [(torch.zeros(1, 1, 0, 4), 1)], out_scale=1, tile=2, halo=0)
+    with pytest.raises(InvalidArgumentError, match="returned"):  # a transform of another scale
+        tiling.run_tiled(lambda t: t, [(torch.zeros(1, 1, 4, 4), 1)], out_scale=2, tile=2, halo=0)
 
 
 # -----------------------------------------------------------------------------

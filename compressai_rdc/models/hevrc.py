@@ -23,7 +23,7 @@ rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -238,11 +238,6 @@ class HyperConditionedSynthesis(nn.Module):
         r_h += chain([self.deconvs[3]], u)[0]
         return tiling.halo_for(r_h, Fraction(1, 4), 16, align=4)
 
-    def tiled(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
-        """:meth:`forward`, tiled under a synthesis :func:`~compressai_rdc.utils.tiling.tiling`
-        (tiles start on multiples of 4 latent units so ``ẑ`` is cut on whole pixels)."""
-        return tiling.synthesize(self, y_hat, (z_hat, Fraction(1, 4)), halo=self.halo, align=4)
-
     def forward(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
         zf = self.z_up(z_hat)[..., : y_hat.shape[-2], : y_hat.shape[-1]]
         e = self.cond_in(torch.cat([y_hat, zf], dim=1))
@@ -327,7 +322,8 @@ class HEVRC(CodecHooks, CompressionModel):
     def encode_latents(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
         """Run the encoder side once: ``{"y", "z", "q"}`` (rate control reuses it)."""
         q = check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
-        y = tiling.analyze(self.g_a, x, (q, 16), halo=self.g_a.halo)
+        halo = (lambda: self.g_a.halo) if isinstance(self.g_a, QmapConditionedAnalysis) else None  # None: a replaced g_a runs whole
+        y = tiling.analyze(self.g_a, x, (q, 16), halo=halo)
         return {"y": y, "z": self.h_a(y, q), "q": q}
 
     def rate_likelihoods(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
@@ -368,16 +364,19 @@ class HEVRC(CodecHooks, CompressionModel):
         scales, means = self.h_s(z_hat).chunk(2, 1)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
-        return {"x_hat": self.g_s.tiled(y_hat, z_hat).clamp_(0, 1)}
+        # tiles start on multiples of 4 latent units so that ẑ is cut on whole pixels
+        x_hat = tiling.synthesize(self.g_s, y_hat, (z_hat, Fraction(1, 4)), halo=lambda: self.synthesis_halo, align=4)
+        return {"x_hat": x_hat.clamp_(0, 1)}
 
     #: memory per padded pixel of a tiled decode outside the tiles: at most ≈ 60 from one 2048²
     #: measurement with 512-px tiles (``python benchmarks/tiled_memory.py``, docs/tiling.md), doubled
     tiled_decode_bytes_per_pixel: int = 128
 
     @property
-    def synthesis_halo(self) -> int:
-        """Tiling halo (latent units) of ``g_s`` (:mod:`compressai_rdc.utils.tiling`)."""
-        return self.g_s.halo
+    def synthesis_halo(self) -> Optional[int]:
+        """Tiling halo (latent units) of ``g_s`` (:mod:`compressai_rdc.utils.tiling`); ``None`` for a
+        replaced ``g_s`` of unknown receptive field (decoded, and planned, untiled)."""
+        return self.g_s.halo if isinstance(self.g_s, HyperConditionedSynthesis) else None
 
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, Tensor], **kwargs: Any) -> "HEVRC":

@@ -109,7 +109,7 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
         """``y = g_a(x)``; (B,3,H,W) → (B,M,H/16,W/16)."""
         if cond:
             raise InvalidArgumentError(f"{type(self).__name__} takes no conditioning, got {sorted(cond)}")
-        return tiling.analyze(self.g_a, x, halo=self.analysis_halo)
+        return tiling.analyze(self.g_a, x, halo=lambda: self.analysis_halo)
 
     def hyper_analysis(self, y_g: Tensor, **cond: Any) -> Tensor:
         """``z = h_a(y·g)``; (B,M,h,w) → (B,N,h/4,w/4)."""
@@ -118,7 +118,7 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
     def synthesize(self, y_hat: Tensor) -> Tensor:
         """``x̂₁ = g_s(ŷ)`` from the inverse-gained latent (tiled under a synthesis
         :func:`~compressai_rdc.utils.tiling.tiling`)."""
-        return tiling.synthesize(self.g_s, y_hat, halo=self.synthesis_halo)
+        return tiling.synthesize(self.g_s, y_hat, halo=lambda: self.synthesis_halo)
 
     @property
     def synthesis_halo(self) -> int:

@@ -55,11 +55,12 @@ class QmapPrimaryBranch(PrimaryBranch):
     def analysis(self, x: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
         if qmap is None:
             qmap = check_qmap(None, x)
-        return tiling.analyze(self.g_a, x, (qmap, 16), halo=self.analysis_halo)
+        return tiling.analyze(self.g_a, x, (qmap, 16), halo=lambda: self.analysis_halo)
 
     @property
-    def analysis_halo(self) -> int:
-        return self.g_a.halo
+    def analysis_halo(self) -> Optional[int]:
+        """Exact tiling halo of the SFT-conditioned ``g_a`` (``None``: a replaced ``g_a`` of unknown receptive field, run whole)."""
+        return self.g_a.halo if isinstance(self.g_a, QmapConditionedAnalysis) else None
 
     def hyper_analysis(self, y_g: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
         if qmap is None:

@@ -132,7 +132,7 @@ class ResidualScalableBranch(GainedHyperprior, nn.Module):
 
     # -- shared pieces ------------------------------------------------------------
     def _encode_latents(self, x: Tensor, x_hat1: Tensor, rho: Tensor):
-        y = tiling.analyze(lambda xt, x1t: self.g_a(torch.cat([xt - x1t, x1t], dim=1)), x, (x_hat1, 16), halo=self.analysis_halo)
+        y = tiling.analyze(lambda xt, x1t: self.g_a(torch.cat([xt - x1t, x1t], dim=1)), x, (x_hat1, 16), halo=lambda: self.analysis_halo)
         y_g = self.gain.gain(y, rho)
         z_g = self.hyper_gain.gain(self.h_a(y_g), rho)
         return y_g, z_g
@@ -146,7 +146,7 @@ class ResidualScalableBranch(GainedHyperprior, nn.Module):
             r0 = self.g_s(self.gain.inverse(y, rho))
             return r0 + self.fuse(torch.cat([r0, x1], dim=1))
 
-        return tiling.synthesize(synth, y_hat_g, (x_hat1, 16), halo=self.synthesis_halo)
+        return tiling.synthesize(synth, y_hat_g, (x_hat1, 16), halo=lambda: self.synthesis_halo)
 
     @property
     def synthesis_halo(self) -> int:

@@ -240,6 +240,8 @@ def run_tiled(
     if gh.denominator != 1 or gw.denominator != 1:
         raise InvalidArgumentError(f"input of shape {tuple(inputs[0][0].shape)} is not a whole number of latent units at scale {inputs[0][1]}")
     gh, gw = int(gh), int(gw)
+    if gh < 1 or gw < 1:
+        raise InvalidArgumentError(f"input of shape {tuple(inputs[0][0].shape)} is empty: nothing to tile")
     S = Fraction(out_scale)
     out: Optional[Tensor] = None
     for a0 in range(0, gh, tile):
@@ -265,13 +267,17 @@ def run_tiled(
                 out = y.new_empty((*y.shape[:-2], int(gh * S), int(gw * S)))
             out[..., int(a0 * S) : int(a0 * S) + na, int(b0 * S) : int(b0 * S) + nb] = y[..., ca : ca + na, cb : cb + nb]
             del y, parts
-    assert out is not None
     return out
+
+
+#: a transform's exact halo (latent units), ``None`` when it does not tile, or a function
+#: giving it (evaluated only when a call is tiled)
+Halo = Union[int, None, Callable[[], Optional[int]]]
 
 
 def _maybe_tiled(
     kind: str, fn: Callable[..., Tensor], inputs: Sequence[Tuple[Tensor, Scale]], out_scale: Scale,
-    halo: int, stride: int, align: int,
+    halo: Halo, stride: int, align: int,
 ) -> Tensor:
     cfg = current(kind)
     tensors = [t for t, _ in inputs]
@@ -280,13 +286,16 @@ def _maybe_tiled(
     ph, pw = (int(Fraction(n) / Fraction(inputs[0][1]) * stride) for n in inputs[0][0].shape[-2:])
     if ph <= cfg.tile and pw <= cfg.tile:
         return fn(*tensors)
+    halo = halo() if callable(halo) else halo
+    if halo is None:  # a transform of unknown receptive field (CompressAI-style models): whole
+        return fn(*tensors)
     check_tile(cfg.tile, stride * align)
     use = halo if cfg.halo is None else cfg.halo
     return run_tiled(fn, inputs, out_scale=out_scale, tile=cfg.tile // stride, halo=-(-use // align) * align, align=align)
 
 
 def synthesize(
-    fn: Callable[..., Tensor], latent: Tensor, *extra: Tuple[Tensor, Scale], halo: int, out_scale: int = 16,
+    fn: Callable[..., Tensor], latent: Tensor, *extra: Tuple[Tensor, Scale], halo: Halo, out_scale: int = 16,
     stride: int = 16, align: int = 1,
 ) -> Tensor:
     """``fn(latent, *extra tensors)``, tiled when a synthesis :func:`tiling` is in force
@@ -295,7 +304,9 @@ def synthesize(
     Args:
         fn: the synthesis; ``extra`` are further inputs with their scale (pixels per
             latent unit, e.g. ``(x_hat1, 16)``, ``(z_hat, Fraction(1, 4))``).
-        halo: the transform's exact halo in latent units (:func:`halo_for`).
+        halo: the transform's exact halo in latent units (:func:`halo_for`), a function
+            returning it (called only when the call is tiled), or ``None``: the
+            transform does not tile and runs whole.
         out_scale: output pixels per latent unit; ``stride``: image pixels per latent unit.
         align: tiles start on multiples of this many latent units.
     """
@@ -303,10 +314,10 @@ def synthesize(
 
 
 def analyze(
-    fn: Callable[..., Tensor], image: Tensor, *extra: Tuple[Tensor, Scale], halo: int, stride: int = 16, align: int = 1,
+    fn: Callable[..., Tensor], image: Tensor, *extra: Tuple[Tensor, Scale], halo: Halo, stride: int = 16, align: int = 1,
 ) -> Tensor:
     """``fn(image, *extra tensors)`` → latent, tiled when an analysis :func:`tiling` is in
     force and the image is larger than one tile (``extra``: further inputs with
-    their scale, e.g. a quality map ``(q, 16)``)."""
+    their scale, e.g. a quality map ``(q, 16)``; ``halo`` as in :func:`synthesize`)."""
     return _maybe_tiled("analysis", fn, [(image, stride), *extra], 1, halo, stride, align)
 
