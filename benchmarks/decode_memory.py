@@ -40,7 +40,7 @@ def rss(field):
             return int(line.split()[1]) * 1024
 open("/proc/self/clear_refs", "w").write("5")
 before = rss("VmRSS")
-codec.decode(big, net, limits=DecodeLimits(max_pixels=1 << 26, max_memory=1 << 40))
+codec.decode(big, net, limits=DecodeLimits(max_pixels=1 << 26, max_memory=1 << 40, tile=None))  # untiled: the per-pixel figure
 h = codec.read_header(big)
 hp, wp = h.padded_size
 print(__import__("json").dumps({"model": name, "size": size, "padded_pixels": hp * wp,

@@ -24,10 +24,11 @@ bpp is always computed from these bytes: :func:`bits_per_pixel` of :func:`bytes_
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import weakref
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +46,7 @@ from compressai_rdc.container import (
 from compressai_rdc.contract import RESERVED_NAMES, accepted_names, accepts, hooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.limits import GUARD_SYMBOLS_PER_PIXEL, DecodeLimits, check_image, guard_size  # noqa: F401
+from compressai_rdc.utils import tiling
 from compressai_rdc.utils.padding import pad_to_multiple, unpad
 
 _hash_cache: "weakref.WeakKeyDictionary[nn.Module, Tuple[Tuple, bytes]]" = weakref.WeakKeyDictionary()
@@ -137,6 +139,25 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # -----------------------------------------------------------------------------
 # Encode / decode
 # -----------------------------------------------------------------------------
+#: ``encode``'s default ``tile``: the :func:`~compressai_rdc.utils.tiling.tiling` block in force, else 1024
+INHERIT = "inherit"
+
+
+def _tiles(model: nn.Module, tile: "Union[int, tiling.Tiling, None, str]", *, analysis: bool):
+    """The :func:`~compressai_rdc.utils.tiling.tiling` context of a codec call (``tile`` checked)."""
+    if isinstance(tile, str) and tile == INHERIT:
+        if tiling.active():
+            return contextlib.nullcontext()
+        tile = tiling.DEFAULT_TILE
+    if tile is None:
+        return tiling.tiling()
+    if not isinstance(tile, tiling.Tiling):
+        tile = tiling.Tiling(tile)
+    tiling.check_tile(tile.tile, pad_multiple(model))
+    # the halo given for the analysis (a measurement) never applies to the synthesis: that one stays exact
+    return tiling.tiling(synthesis=tiling.Tiling(tile.tile), analysis=tile if analysis else None)
+
+
 def _as_batch(x: Tensor, model: nn.Module) -> Tensor:
     param = next(iter(model.parameters()), None)
     return check_image(x, dtype=param.dtype if param is not None else torch.float32)
@@ -150,7 +171,10 @@ def _flat_shape(shape: Any) -> Tuple[int, ...]:
     )
 
 
-def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **controls: Any) -> bytes:
+def encode(
+    model: nn.Module, x: Tensor, *, name: Optional[str] = None, tile: Union[int, tiling.Tiling, None, str] = INHERIT,
+    **controls: Any
+) -> bytes:
     """Compress ``x`` into container bytes.
 
     Args:
@@ -160,6 +184,16 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
             Checked by :func:`compressai_rdc.limits.check_image` (dtype of the
             model, finite values in [0, 1], not empty).
         name: model name stored in the header (default: :func:`model_name`).
+        tile: when the padded image is larger than ``tile`` pixels in height or
+            width, the models of this package run their analysis (and the RDC
+            encoder's ``x̂₁`` synthesis) in overlapping tiles of this side with
+            the exact halo, so memory stays bounded
+            (:mod:`compressai_rdc.utils.tiling`; a multiple of the padding
+            multiple). ``None``: never tile. The default (:data:`INHERIT`) is the
+            tiling of an enclosing :func:`~compressai_rdc.utils.tiling.tiling`
+            block (rate control's search runs in one), else 1024: images up to
+            1024² code exactly as before. A :class:`~compressai_rdc.utils.tiling.Tiling`
+            also sets the analysis halo (smaller than exact: for measurements).
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
             For a bpp target use :func:`compressai_rdc.ratecontrol.encode_to_target`.
 
@@ -170,7 +204,7 @@ def encode(model: nn.Module, x: Tensor, *, name: Optional[str] = None, **control
     _check_accepted(model.compress, controls, "compress", model)
     _check_controls(model, controls)
     xp, pad = pad_to_multiple(x, pad_multiple(model))
-    with torch.no_grad():
+    with torch.no_grad(), _tiles(model, tile, analysis=True):
         out = model.compress(xp, **controls)
     return pack_output(model, out, x.shape, pad, controls, name=name)
 
@@ -279,7 +313,8 @@ def decode(
             the stream); groups of later layers are ignored.
         limits: pixels and memory this call may spend, checked on the header
             before anything sized by the stream is allocated (default:
-            :class:`~compressai_rdc.limits.DecodeLimits` ``()``).
+            :class:`~compressai_rdc.limits.DecodeLimits` ``()``); its ``tile``
+            sets the synthesis tiling of images larger than one tile.
         **controls: decode-time controls of the model (e.g. ``beta=0.5``).
 
     Returns:
@@ -295,9 +330,10 @@ def decode(
             entropy parameters the model computes differ from the stream's check
             value; :class:`UnsupportedBitstreamError` for a format-1 stream of a
             model that writes check values (its parameters came from the float path).
-        InvalidArgumentError: ``layers`` or a control is invalid for this stream/model.
+        InvalidArgumentError: ``layers``, a control or ``limits.tile`` is invalid for this stream/model.
     """
-    (limits if limits is not None else DecodeLimits()).check(read_header(data), model)
+    limits = limits if limits is not None else DecodeLimits()
+    limits.check(read_header(data), model)
     header, strings = unpack(data)
     check_identity(header, model)
     _check_entropy_checks(header, model)
@@ -321,7 +357,8 @@ def decode(
         kwargs["layers"] = read
     if header.checks:
         kwargs["checks"] = header.checks
-    x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
+    with _tiles(model, limits.tile, analysis=False):
+        x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):
         raise CorruptBitstreamError(f"decoded shape {tuple(x_hat.shape)} differs from the header's {(header.batch, 3, hp, wp)}")

@@ -30,6 +30,10 @@ hook                                       meaning                              
                                            :class:`~compressai_rdc.container.EntropyCheck` per
                                            hyperprior) and ``decompress`` takes ``checks=`` and
                                            verifies them (:mod:`compressai_rdc.entropy_check`)
+``synthesis_halo``                         overlap, in latent units, of the decode's tiled       ``None`` (the decode
+                                           synthesis (:mod:`compressai_rdc.utils.tiling`)         is never tiled)
+``tiled_decode_bytes_per_pixel``           decoder memory per padded pixel outside the tiles     640 (as untiled)
+                                           when the synthesis is tiled (decode limits)
 ``rate_likelihoods(x, **controls)``        likelihoods without the synthesis transform           ``forward(...)["likelihoods"]``
 ``rate_control(x, control, **fixed)``      the scalar rate control of this model on ``x``         :func:`compressai_rdc.ratecontrol.generic_rate_control`
 =========================================  ====================================================  =====================
@@ -82,6 +86,8 @@ class Codec(Protocol):
     symbols_per_pixel: float
     decode_bytes_per_pixel: float
     entropy_checks: bool
+    synthesis_halo: Optional[int]
+    tiled_decode_bytes_per_pixel: float
 
     def forward(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
 
@@ -115,6 +121,10 @@ class CodecHooks:
     symbols_per_pixel: float = DEFAULT_SYMBOLS_PER_PIXEL
     decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
     entropy_checks: bool = False
+    #: ``None``: ``decompress`` runs its synthesis whole (CompressAI's models); an int: it
+    #: tiles it under :func:`compressai_rdc.utils.tiling.tiling` with this halo (latent units)
+    synthesis_halo: Optional[int] = None
+    tiled_decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
 
     def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
         """``None``: the codec bounds ``shape`` by the image size only."""
@@ -170,7 +180,8 @@ class _Foreign(CodecHooks):
         #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
-        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "entropy_checks", "stream_shape", "stream_controls",
+        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "entropy_checks", "synthesis_halo",
+                     "tiled_decode_bytes_per_pixel", "stream_shape", "stream_controls",
                      "substream_layers", "check_controls", "layers_read",
                      "rate_likelihoods", "rate_control"):
             if hasattr(model, name):

@@ -14,7 +14,13 @@ the header alone, before any buffer sized by the stream is allocated::
 
 The planned memory is ``bytes_per_pixel(model) · B·Hp·Wp`` (activations of the
 synthesis) plus the input and the zero guards appended to each substream
-(:func:`compressai_rdc.codec._guarded`). The defaults suit the 2-core, 24 GB
+(:func:`compressai_rdc.codec._guarded`). A model whose synthesis tiles
+(``synthesis_halo`` of :mod:`compressai_rdc.contract`) decodes an image larger
+than :attr:`DecodeLimits.tile` in tiles (:mod:`compressai_rdc.utils.tiling`);
+its activations are then planned as ``bytes_per_pixel`` times one tile with its
+halo plus ``tiled_bytes_per_pixel · B·Hp·Wp`` for what stays image-sized
+(latents, entropy decoding, output), so a 4096² ``rdc-versatile`` stream fits
+in the default limit. The defaults suit the 2-core, 24 GB
 development machine: 4 GiB of planned memory (a sixth of it, so a decode can
 run beside a training job) and 2²⁴ pixels (4096²).
 
@@ -28,7 +34,7 @@ what is wrong and what is valid.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +42,7 @@ from torch import Tensor, nn
 from compressai_rdc.container import BitstreamError, StreamHeader
 from compressai_rdc.contract import DEFAULT_DECODE_BYTES_PER_PIXEL, DEFAULT_SYMBOLS_PER_PIXEL
 from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.utils.tiling import DEFAULT_TILE, check_tile
 
 #: default bound on B × padded H × padded W (4096²)
 DEFAULT_MAX_PIXELS = 1 << 24
@@ -68,14 +75,22 @@ class DecodeLimits:
         max_pixels: bound on ``B × padded H × padded W`` of a stream.
         max_memory: bound, in bytes, on the memory the decode plans for
             (see :func:`planned_memory`).
+        tile: side, in pixels, of the tiles the synthesis runs in when the
+            padded image is larger than this in height or width (a multiple of
+            the model's padding multiple: 16 for the RDC models, 64 for
+            ``hevrc``); ``None``: never tile. The tiled output equals the untiled
+            one up to float rounding (:mod:`compressai_rdc.utils.tiling`).
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_memory: int = DEFAULT_MAX_MEMORY
+    tile: Optional[int] = DEFAULT_TILE
 
     def __post_init__(self) -> None:
         _positive_int(self.max_pixels, "max_pixels")
         _positive_int(self.max_memory, "max_memory")
+        if self.tile is not None:
+            _positive_int(self.tile, "tile")
 
     def check(self, header: StreamHeader, model: nn.Module) -> None:
         """Raise :class:`DecodeLimitError` when ``header`` asks for more than these limits.
@@ -89,7 +104,7 @@ class DecodeLimits:
                 f"stream announces {header.batch}x{hp}x{wp} = {pixels} padded pixels, above the decode "
                 f"limit of {self.max_pixels} (raise DecodeLimits.max_pixels / --max-pixels to decode it)"
             )
-        need = planned_memory(header, model)
+        need = planned_memory(header, model, self.tile)
         if need > self.max_memory:
             raise DecodeLimitError(
                 f"decoding this {header.batch}x{hp}x{wp} stream plans for {need / 2**20:.0f} MiB, above the "
@@ -116,13 +131,39 @@ def guard_size(header: StreamHeader, model: nn.Module) -> int:
     return int(4 * per_pixel * hp * wp) + 256
 
 
-def planned_memory(header: StreamHeader, model: nn.Module) -> int:
-    """Bytes a decode of ``header`` plans for: activations, payload and guarded substreams."""
+def tiled(header: StreamHeader, model: nn.Module, tile: Optional[int]) -> bool:
+    """Whether a decode of ``header`` with :attr:`DecodeLimits.tile` ``= tile`` runs the synthesis
+    in tiles (the model tiles and the padded image exceeds one tile);
+    :class:`~compressai_rdc.errors.InvalidArgumentError` for a ``tile`` this model cannot use."""
+    from compressai_rdc.contract import hooks
+
+    if tile is None or hooks(model).synthesis_halo is None:
+        return False
+    check_tile(tile, hooks(model).downsampling_factor)
+    hp, wp = header.padded_size
+    return hp > tile or wp > tile
+
+
+def planned_memory(header: StreamHeader, model: nn.Module, tile: Optional[int] = None) -> int:
+    """Bytes a decode of ``header`` plans for: activations, payload and guarded substreams.
+
+    With ``tile`` (:attr:`DecodeLimits.tile`) and a model that tiles, the activations
+    are those of one tile with its halo plus the model's ``tiled_decode_bytes_per_pixel``
+    for every padded pixel."""
+    from compressai_rdc.contract import hooks
+
     hp, wp = header.padded_size
     substreams = sum(len(g) for g in header.lengths)
     payload = header.payload_size
     guarded = substreams * guard_size(header, model) + 9 * payload
-    return int(bytes_per_pixel(model) * header.batch * hp * wp) + payload + guarded
+    if tiled(header, model, tile):
+        hk = hooks(model)
+        side = tile + 2 * hk.synthesis_halo * hk.stride
+        per_pixel = hk.tiled_decode_bytes_per_pixel
+        activations = bytes_per_pixel(model) * header.batch * min(hp, side) * min(wp, side) + float(per_pixel) * header.batch * hp * wp
+    else:
+        activations = bytes_per_pixel(model) * header.batch * hp * wp
+    return int(activations) + payload + guarded
 
 
 # -----------------------------------------------------------------------------
@@ -176,4 +217,5 @@ __all__ = [
     "check_image",
     "guard_size",
     "planned_memory",
+    "tiled",
 ]

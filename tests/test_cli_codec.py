@@ -78,6 +78,23 @@ def test_decode_time_controls(tmp_path, weights):
     assert torch.equal(primary, beta1) and not torch.equal(full, primary)
 
 
+def test_tile_option(tmp_path, weights, capsys):
+    """``--tile`` on encode and decode: tiled and untiled give the same bytes and (8-bit) image;
+    an invalid tile is an error naming the valid multiple."""
+    image, w = str(sample_image_path()), str(weights["rdc-versatile"])
+    streams = []
+    for tile in ("0", "128"):
+        streams.append(tmp_path / f"t{tile}.rdc")
+        assert main(["encode", image, "-o", str(streams[-1]), "--model", "rdc-versatile", "--weights", w, "--rate", "5", "--tile", tile]) == 0
+    assert streams[0].read_bytes() == streams[1].read_bytes()  # exact halo: the same latent
+    untiled = _decode(streams[0], tmp_path / "u.png", weights["rdc-versatile"], "--tile", "0", "--beta", "0")
+    tiled = _decode(streams[0], tmp_path / "t.png", weights["rdc-versatile"], "--tile", "64", "--beta", "0")
+    assert (untiled - tiled).abs().max() <= 1 / 255 + 1e-6
+    capsys.readouterr()
+    assert main(["decode", str(streams[0]), "-o", str(tmp_path / "e.png"), "--weights", w, "--tile", "40"]) == 2
+    assert "tile=40 must be a multiple of 16" in capsys.readouterr().err
+
+
 def test_target_bpp(tmp_path, weights, capsys):
     from compressai_rdc.cli.encode import load_model
     from compressai_rdc.ratecontrol import rate_control

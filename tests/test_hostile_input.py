@@ -71,19 +71,30 @@ def _forge(blob: bytes, **change) -> bytes:
 # decode limits
 # -----------------------------------------------------------------------------
 def test_forged_4096_container_is_refused_from_its_header(rdc):
-    """The audit's 147-byte container announcing 4096² decoded for 110 s in 6 GB;
-    now the default limits refuse it before the payload is even read."""
+    """The audit's 147-byte container announcing 4096² decoded for 110 s in 6 GB. Untiled
+    (``tile=None``) the memory limit refuses it before the payload is even read. With the
+    default tiling a 4096² decode plans for far less (issue #14: any size within the pixel
+    limit decodes in bounded memory), so it passes the memory limit; one tile row more is
+    refused by the pixel limit, again from the header alone."""
     net, blob = rdc
     header, strings = unpack(blob)
-    forged = pack(StreamHeader(**{**header.__dict__, "height": 4096, "width": 4096, "pad": (0, 0, 0, 0),
-                                  "shape": (256, 256)}), strings)
+
+    def forge(height: int, width: int) -> bytes:
+        return pack(StreamHeader(**{**header.__dict__, "height": height, "width": width, "pad": (0, 0, 0, 0),
+                                    "shape": (height // 16, width // 16)}), strings)
+
+    forged = forge(4096, 4096)
     assert len(forged) < 400
-    with pytest.raises(DecodeLimitError, match=r"plans for 7200 MiB, above the decode limit of 4096 MiB"):
-        codec.decode(forged, net)
+    untiled = DecodeLimits(tile=None)
+    with pytest.raises(DecodeLimitError, match=r"plans for 6740 MiB, above the decode limit of 4096 MiB"):
+        codec.decode(forged, net, limits=untiled)
+    assert planned_memory(codec.read_header(forged), net, DecodeLimits().tile) < DEFAULT_MAX_MEMORY  # tiled: admitted
+    with pytest.raises(DecodeLimitError, match=r"1x4112x4096 = 16842752 padded pixels, above the decode limit of 16777216"):
+        codec.decode(forge(4112, 4096), net)
     # header-only: a stream cut right after its header fails on the limit, not on the truncation
     h = codec.read_header(forged)
     with pytest.raises(DecodeLimitError):
-        codec.decode(forged[: h.header_size + 1], net)
+        codec.decode(forged[: h.header_size + 1], net, limits=untiled)
     with pytest.raises(TruncatedBitstreamError):
         codec.decode(forged[: h.header_size + 1], net, limits=DecodeLimits(max_pixels=1 << 26, max_memory=1 << 40))
 
@@ -113,7 +124,8 @@ def test_planned_memory_counts_activations_payload_and_guards():
     assert planned_memory(header, model) == DEFAULT_BYTES_PER_PIXEL * pixels + 100 + 4 * guard + 9 * 100
     model.decode_bytes_per_pixel, model.symbols_per_pixel = 1000, 3.0
     assert planned_memory(header, model) == 1000 * pixels + 100 + 4 * (int(4 * 3.0 * 64 * 64) + 256) + 900
-    # the default bound admits a 2048² rdc-versatile decode and refuses 4096²
+    # the default bound admits an untiled 2048² rdc-versatile decode and refuses an untiled 4096² one
+    # (tiled, 4096² fits: tests/test_tiling.py::test_tiling_bounds_the_planned_memory)
     assert 400 * 2048**2 < DEFAULT_MAX_MEMORY < 370 * 4096**2
 
 

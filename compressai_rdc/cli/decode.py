@@ -10,7 +10,9 @@ decode-time controls of the RDC models (β interpolation, scalable residual
 layers); a quality map is never needed. Without ``--beta`` the model's default
 β is used: the ``decode_beta`` of the zoo weights (1 for weights whose residual
 branch is untrained), else 0. ``--max-pixels`` / ``--max-memory-mb`` bound what
-a stream may make the decoder allocate (:mod:`compressai_rdc.limits`).
+a stream may make the decoder allocate (:mod:`compressai_rdc.limits`); images
+larger than ``--tile`` pixels (default 1024) are synthesised in tiles of that
+side, in bounded memory, with the untiled result (``--tile 0``: never tile).
 
 The printed rate is the bytes of the substreams this decode read (β = 1 reads
 the primary substreams only), next to the size of the whole stream.
@@ -22,7 +24,7 @@ import argparse
 from pathlib import Path
 from typing import Tuple
 
-from compressai_rdc.cli.encode import add_model_arguments, check_output, load_model
+from compressai_rdc.cli.encode import add_model_arguments, add_tile_argument, check_output, load_model, tile_value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="refuse streams with more padded pixels (B x H x W) than this (default 2^24)")
     parser.add_argument("--max-memory-mb", type=int, default=None,
                         help="refuse streams whose decode plans for more memory than this, MiB (default 4096)")
+    add_tile_argument(parser, "synthesise")
 
 
 def check_image_output(path: Path, overwrite: bool, *, inputs: Tuple[Path, ...] = ()) -> None:
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError(f"container file not found: {str(args.input)!r}")
     limits = DecodeLimits(**{k: v for k, v in (("max_pixels", args.max_pixels),
                                                ("max_memory", None if args.max_memory_mb is None else args.max_memory_mb << 20))
-                             if v is not None})
+                             if v is not None}, tile=tile_value(args.tile))
     data = args.input.read_bytes()
     header = codec.read_header(data)
     model = load_model(header.model_name, args.weights, args.pretrained, args.metric, args.device)

@@ -46,6 +46,22 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, with_name: bool = Tr
     parser.add_argument("--device", default="cpu")
 
 
+def add_tile_argument(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--tile PIXELS`` (default 1024, 0 = never tile): :mod:`compressai_rdc.utils.tiling`."""
+    from compressai_rdc.utils.tiling import DEFAULT_TILE
+
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                        help=f"{verb} images larger than this many pixels (height or width) in overlapping tiles of this side, "
+                        f"in bounded memory (a multiple of 16; 64 for hevrc); 0 = never tile (default {DEFAULT_TILE})")
+
+
+def tile_value(tile: int) -> Optional[int]:
+    """The ``tile`` argument of :mod:`compressai_rdc.codec` for ``--tile`` (0 → ``None``)."""
+    if tile < 0:
+        raise InvalidArgumentError(f"--tile {tile} must be 0 (never tile) or a positive number of pixels")
+    return tile or None
+
+
 def load_model(name: str, weights: Optional[Path], pretrained: bool, metric: str = "mse", device: str = "cpu") -> nn.Module:
     """:func:`compressai_rdc.zoo.load_model` with the CLI's message for missing weights."""
     from compressai_rdc.zoo import load_model as zoo_load_model
@@ -128,12 +144,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("brent", "golden", "bounded"), default="brent",
                         help="search method for --target-bpp (compressai_rdc.ratecontrol.search_rate)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_tile_argument(parser, "analyse")
 
 
 def run(args: argparse.Namespace) -> int:
     from compressai_rdc import codec
     from compressai_rdc.registry import QMAP_STRATEGIES
+    from compressai_rdc.codec import pad_multiple
     from compressai_rdc.ratecontrol import encode_to_target
+    from compressai_rdc.utils.tiling import Tiling, check_tile, tiling
 
     check_output(args.output, args.overwrite, inputs=(args.image,))
     if args.qmap_strategy is not None:
@@ -144,14 +163,17 @@ def run(args: argparse.Namespace) -> int:
     if args.target_bpp is not None:
         if args.qmap_strategy is not None:
             extra["qmap_strategy"] = args.qmap_strategy
-        data, report = encode_to_target(model, x, args.target_bpp, method=args.method, **extra)
+        tile = tile_value(args.tile)
+        cfg = None if tile is None else Tiling(check_tile(tile, pad_multiple(model)))
+        with tiling(synthesis=cfg, analysis=cfg):  # the search's probes and its final codec.encode
+            data, report = encode_to_target(model, x, args.target_bpp, method=args.method, **extra)
         note = (
             f"target {report.target_bpp:.4f} bpp, {report.control}={report.value:.4f}, "
             f"{report.evaluations} rate estimates + {report.encodes} encode(s) in {report.seconds:.2f} s"
         )
     else:
         controls = dict(fixed_controls(model, x, args.rate, args.qmap_strategy, args.level), **extra)
-        data = codec.encode(model, x, **controls)
+        data = codec.encode(model, x, tile=tile_value(args.tile), **controls)
         note = f"rate {args.rate:g}" if args.rate is not None else f"level {args.level:g}"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(data)

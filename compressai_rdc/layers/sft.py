@@ -19,6 +19,8 @@ form (QMAP2021) starts training at the identity when γ ≈ 0.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,6 +69,13 @@ class SFT(nn.Module):
         gamma, beta = self.modulation(cond, x.shape[-2:])
         return x * (1 + gamma) + beta
 
+    def receptive_radius(self, r_x: Fraction, r_cond: Fraction, unit: Fraction) -> Fraction:
+        """Receptive radius of the output given those of ``x`` and of a condition of the
+        same size (pixel size ``unit``); see :func:`compressai_rdc.utils.tiling.chain_radius`."""
+        from compressai_rdc.utils.tiling import chain_radius
+
+        return max(r_x, r_cond + chain_radius([self.shared, self.gamma], unit)[0])
+
 
 class SFTResBlock(nn.Module):
     """Residual block of two SFT → LeakyReLU → conv stages (HEVRC Fig. 4, QMAP2021)::
@@ -95,3 +104,12 @@ class SFTResBlock(nn.Module):
         dx = self.conv0(F.leaky_relu(self.sft0(x, cond), 0.2))
         dx = self.conv1(F.leaky_relu(self.sft1(dx, cond), 0.2))
         return x + dx
+
+    def receptive_radius(self, r_x: Fraction, r_cond: Fraction, unit: Fraction) -> Fraction:
+        """Receptive radius of the output (as :meth:`SFT.receptive_radius`)."""
+        from compressai_rdc.utils.tiling import chain_radius
+
+        r = r_x
+        for sft, conv in ((self.sft0, self.conv0), (self.sft1, self.conv1)):
+            r = sft.receptive_radius(r, r_cond, unit) + chain_radius([conv], unit)[0]
+        return r

@@ -22,6 +22,7 @@ rate range, and spatially varying ``q`` moves bits between regions (ROI coding).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
@@ -39,6 +40,7 @@ from compressai_rdc.entropy_check import compute_check, table_crc, verify_check
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.sft import SFT, SFTResBlock
 from compressai_rdc.models.gained_hyperprior import coding_params, exact_mean_scale
+from compressai_rdc.utils import tiling
 
 if TYPE_CHECKING:  # pragma: no cover
     from compressai_rdc.ratecontrol import Probe, RateControl
@@ -156,6 +158,26 @@ class QmapConditionedAnalysis(nn.Module):
             h = blk(h, c)
         return self.out(h)
 
+    @property
+    def halo(self) -> int:
+        """Exact tiling halo in latent units (:mod:`compressai_rdc.utils.tiling`), one
+        radius for ``x`` and ``q`` together (both at 16 pixels per latent unit)."""
+        chain = tiling.chain_radius
+        u = Fraction(1, 16)
+        r_c, uc = chain(self.cond_in, u)
+        r_h, uh = Fraction(0), u
+        for i in range(3):
+            rc, uc = chain(self.cond_down[i], uc)
+            r_c += rc
+            rh, uh = chain([self.convs[i]], uh)
+            r_h = self.sfts[i].receptive_radius(r_h + rh, r_c, uh)
+        rc, uc = chain(self.cond_down[3], uc)
+        rh, uh = chain([self.convs[3]], uh)
+        r_c, r_h = r_c + rc, r_h + rh
+        for blk in self.res:
+            r_h = blk.receptive_radius(r_h, r_c, uh)
+        return tiling.halo_for(r_h + chain([self.out], uh)[0], 16, 1)
+
 
 class QmapConditionedHyperAnalysis(nn.Module):
     """Hyper-analysis ``z = h_a(y, q)``: SFT-conditioned on ``concat(y, q↓)``::
@@ -210,6 +232,24 @@ class HyperConditionedSynthesis(nn.Module):
         self.deconvs = nn.ModuleList([deconv(M, N), deconv(N, N), deconv(N, N), deconv(N, out_channels)])
         self.igdns = nn.ModuleList([GDN(N, inverse=True) for _ in range(3)])
         self.sfts = nn.ModuleList([SFT(N, P, P) for _ in range(3)])
+
+    @property
+    def halo(self) -> int:
+        """Exact tiling halo in latent units (:mod:`compressai_rdc.utils.tiling`): one radius
+        for both inputs, taken from the coarser ``ẑ`` (4 latent units per pixel), a multiple of 4."""
+        chain = tiling.chain_radius
+        r_e, u = chain(self.z_up, 4)
+        r_e += chain(self.cond_in, u)[0]
+        r_h = Fraction(0)
+        for blk in self.res:
+            r_h = blk.receptive_radius(r_h, r_e, u)
+        for i in range(3):
+            re, ue = chain(self.cond_up[i], u)
+            rh, u = chain([self.deconvs[i], self.igdns[i]], u)
+            r_e += re
+            r_h = self.sfts[i].receptive_radius(r_h + rh, r_e, u)
+        r_h += chain([self.deconvs[3]], u)[0]
+        return tiling.halo_for(r_h, Fraction(1, 4), 16, align=4)
 
     def forward(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
         zf = self.z_up(z_hat)[..., : y_hat.shape[-2], : y_hat.shape[-1]]
@@ -298,7 +338,11 @@ class HEVRC(CodecHooks, CompressionModel):
         """Run the encoder side once: ``{"y", "z", "q"}``; ``stem``: ``g_a.stem(x)`` when
         already computed (rate control: it does not depend on the map)."""
         q = check_qmap(qmap, x, self.default_qmap, self.downsampling_factor)
-        y = self.g_a(x, q) if stem is None else self.g_a(x, q, stem=stem)
+        if stem is not None and tiling.current("analysis") is None:
+            y = self.g_a(x, q, stem=stem)  # untiled: the stem of the whole image is reused as given
+        else:
+            halo = (lambda: self.g_a.halo) if isinstance(self.g_a, QmapConditionedAnalysis) else None  # None: a replaced g_a runs whole
+            y = tiling.analyze(self.g_a, x, (q, 16), halo=halo)
         return {"y": y, "z": self.h_a(y, q), "q": q}
 
     def rate_likelihoods(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Tensor]:
@@ -392,7 +436,19 @@ class HEVRC(CodecHooks, CompressionModel):
         if checks is not None:
             verify_check(checks[0], table_crc(self.entropy_bottleneck, self.gaussian_conditional), indexes, means, "hevrc")
         y_hat = self.gaussian_conditional.decompress(strings[0], indexes, means=means)
-        return {"x_hat": self.g_s(y_hat, z_hat).clamp_(0, 1)}
+        # tiles start on multiples of 4 latent units so that ẑ is cut on whole pixels
+        x_hat = tiling.synthesize(self.g_s, y_hat, (z_hat, Fraction(1, 4)), halo=lambda: self.synthesis_halo, align=4)
+        return {"x_hat": x_hat.clamp_(0, 1)}
+
+    #: memory per padded pixel of a tiled decode outside the tiles: at most ≈ 60 from one 2048²
+    #: measurement with 512-px tiles (``python benchmarks/tiled_memory.py``, docs/tiling.md), doubled
+    tiled_decode_bytes_per_pixel: int = 128
+
+    @property
+    def synthesis_halo(self) -> Optional[int]:
+        """Tiling halo (latent units) of ``g_s`` (:mod:`compressai_rdc.utils.tiling`); ``None`` for a
+        replaced ``g_s`` of unknown receptive field (decoded, and planned, untiled)."""
+        return self.g_s.halo if isinstance(self.g_s, HyperConditionedSynthesis) else None
 
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, Tensor], **kwargs: Any) -> "HEVRC":

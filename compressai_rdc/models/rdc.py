@@ -29,6 +29,7 @@ through :mod:`compressai_rdc.codec`.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -44,6 +45,7 @@ from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_sy
 from compressai_rdc.models.controls import check_beta, check_layers
 from compressai_rdc.models.gained_hyperprior import INIT_SCALE, GainedHyperprior, hyper_size, init_scale_bias
 from compressai_rdc.models.residual import ResidualScalableBranch
+from compressai_rdc.utils import tiling
 
 if TYPE_CHECKING:  # pragma: no cover
     from compressai_rdc.ratecontrol import Probe, RateControl
@@ -108,15 +110,26 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
         """``y = g_a(x)``; (B,3,H,W) → (B,M,H/16,W/16)."""
         if cond:
             raise InvalidArgumentError(f"{type(self).__name__} takes no conditioning, got {sorted(cond)}")
-        return self.g_a(x)
+        return tiling.analyze(self.g_a, x, halo=lambda: self.analysis_halo)
 
     def hyper_analysis(self, y_g: Tensor, **cond: Any) -> Tensor:
         """``z = h_a(y·g)``; (B,M,h,w) → (B,N,h/4,w/4)."""
         return self.h_a(y_g)
 
     def synthesize(self, y_hat: Tensor) -> Tensor:
-        """``x̂₁ = g_s(ŷ)`` from the inverse-gained latent."""
-        return self.g_s(y_hat)
+        """``x̂₁ = g_s(ŷ)`` from the inverse-gained latent (tiled under a synthesis
+        :func:`~compressai_rdc.utils.tiling.tiling`)."""
+        return tiling.synthesize(self.g_s, y_hat, halo=lambda: self.synthesis_halo)
+
+    @property
+    def synthesis_halo(self) -> int:
+        """Exact tiling halo of ``g_s`` in latent units (3 for the deconv/IGDN stack)."""
+        return tiling.halo_for(tiling.chain_radius(self.g_s)[0], 1, 16)
+
+    @property
+    def analysis_halo(self) -> int:
+        """Exact tiling halo of ``g_a`` in latent units (2 for the conv/GDN stack: radius 30 px)."""
+        return tiling.halo_for(tiling.chain_radius(self.g_a, Fraction(1, 16))[0], 16, 1)
 
     # -- pieces -------------------------------------------------------------------
     def _latents(self, x: Tensor, r: Tensor, cond: Dict[str, Any]):
@@ -248,6 +261,22 @@ class RDCVersatile(CodecHooks, CompressionModel):
     #: peak decoder memory per padded pixel, for :class:`compressai_rdc.limits.DecodeLimits`
     #: (384 measured at 768² for rdc-versatile and rdc-qmap: ``python benchmarks/decode_memory.py``)
     decode_bytes_per_pixel: int = 420
+    #: memory per padded pixel of a tiled decode outside the tiles (latents, entropy decoding,
+    #: guarded substreams, the output): 37 measured between 2048² and 4096² (docs/tiling.md,
+    #: ``python benchmarks/tiled_memory.py``), with a margin for x̂₁ and r̂ of residual decodes
+    tiled_decode_bytes_per_pixel: int = 64
+
+    @property
+    def symbols_per_pixel(self) -> float:
+        """Latent symbols per padded pixel of the densest substream (sizes the decoder's zero
+        guard, :func:`compressai_rdc.limits.guard_size`): ``y`` holds ``M`` symbols per 16×16
+        pixels, a residual layer fewer (its group of the residual's ``M``)."""
+        return max(self.primary.M, self.residual.M) / 256
+
+    @property
+    def synthesis_halo(self) -> int:
+        """Tiling halo (latent units) of the decode's syntheses: the larger of the two branches'."""
+        return max(self.primary.synthesis_halo, self.residual.synthesis_halo)
 
     @property
     def downsampling_factor(self) -> int:
@@ -418,7 +447,8 @@ class RDCVersatile(CodecHooks, CompressionModel):
         if k == 0 or beta == 1.0:
             return {"x_hat": x1.clamp_(0, 1)}
         r_hat = self.residual.decompress(list(strings[2 : 3 + k]), shape, x1, rho, None if checks is None else checks[1])["r_hat"]
-        return {"x_hat": (x1 + (1.0 - beta) * r_hat).clamp_(0, 1)}
+        # x̂₁ + (1 − β)·r̂ in place (same rounding as the out-of-place sum; no third image buffer)
+        return {"x_hat": r_hat.mul_(1.0 - beta).add_(x1).clamp_(0, 1)}
 
     # -- container bytes --------------------------------------------------------------
     def encode(self, x: Tensor, rate: Optional[float] = None, layers: Optional[int] = None, residual_rate: Optional[float] = None) -> bytes:

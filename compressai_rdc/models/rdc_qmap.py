@@ -30,6 +30,7 @@ from compressai_rdc.models.hevrc import PAPER as HEVRC_PAPER
 from compressai_rdc.models.hevrc import QmapConditionedAnalysis, QmapConditionedHyperAnalysis, QmapLike, check_qmap
 from compressai_rdc.models.rdc import PrimaryBranch, RDCVersatile
 from compressai_rdc.models.residual import ResidualScalableBranch
+from compressai_rdc.utils import tiling
 
 __all__ = ["QmapPrimaryBranch", "RDCQmap", "SPECS"]
 
@@ -54,7 +55,12 @@ class QmapPrimaryBranch(PrimaryBranch):
     def analysis(self, x: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
         if qmap is None:
             qmap = check_qmap(None, x)
-        return self.g_a(x, qmap)
+        return tiling.analyze(self.g_a, x, (qmap, 16), halo=lambda: self.analysis_halo)
+
+    @property
+    def analysis_halo(self) -> Optional[int]:
+        """Exact tiling halo of the SFT-conditioned ``g_a`` (``None``: a replaced ``g_a`` of unknown receptive field, run whole)."""
+        return self.g_a.halo if isinstance(self.g_a, QmapConditionedAnalysis) else None
 
     def hyper_analysis(self, y_g: Tensor, qmap: Optional[Tensor] = None, **cond: Any) -> Tensor:
         if qmap is None:

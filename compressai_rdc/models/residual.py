@@ -25,6 +25,7 @@ level), so the residual's bitrate is controllable like the primary's.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -37,6 +38,7 @@ from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.layers.gain import ChannelGainUnit, RateLike, check_rate, normalising_range
 from compressai_rdc.models._transforms import analysis, hyper_analysis, hyper_synthesis, synthesis
 from compressai_rdc.models.controls import check_layers
+from compressai_rdc.utils import tiling
 from compressai_rdc.models.gained_hyperprior import (  # re-exported: their historical home
     INIT_SCALE,
     GainedHyperprior,
@@ -131,15 +133,32 @@ class ResidualScalableBranch(GainedHyperprior, nn.Module):
 
     # -- shared pieces ------------------------------------------------------------
     def _encode_latents(self, x: Tensor, x_hat1: Tensor, rho: Tensor):
-        y = self.g_a(torch.cat([x - x_hat1, x_hat1], dim=1))
+        y = tiling.analyze(lambda xt, x1t: self.g_a(torch.cat([xt - x1t, x1t], dim=1)), x, (x_hat1, 16), halo=lambda: self.analysis_halo)
         y_g = self.gain.gain(y, rho)
         z_g = self.hyper_gain.gain(self.h_a(y_g), rho)
         return y_g, z_g
 
     def synthesize(self, y_hat_g: Tensor, x_hat1: Tensor, rho: Tensor) -> Tensor:
-        """Residual ``r̂`` (B, 3, H, W) from the gained latent and ``x̂₁``."""
-        r0 = self.g_s(self.gain.inverse(y_hat_g, rho))
-        return r0 + self.fuse(torch.cat([r0, x_hat1], dim=1))
+        """Residual ``r̂`` (B, 3, H, W) from the gained latent and ``x̂₁`` (tiled under a
+        synthesis :func:`~compressai_rdc.utils.tiling.tiling`: ``g_s`` and the full-resolution
+        ``fuse`` run per tile, ``x̂₁`` cut to the same region)."""
+
+        def synth(y: Tensor, x1: Tensor) -> Tensor:
+            r0 = self.g_s(self.gain.inverse(y, rho))
+            return r0 + self.fuse(torch.cat([r0, x1], dim=1))
+
+        return tiling.synthesize(synth, y_hat_g, (x_hat1, 16), halo=lambda: self.synthesis_halo)
+
+    @property
+    def synthesis_halo(self) -> int:
+        """Exact tiling halo (latent units) of ``g_s`` followed by the full-resolution ``fuse``."""
+        radius = tiling.chain_radius(self.g_s)[0] + tiling.chain_radius(self.fuse, Fraction(1, 16))[0]
+        return tiling.halo_for(radius, 1, 16)
+
+    @property
+    def analysis_halo(self) -> int:
+        """Exact tiling halo (latent units) of ``g_a``."""
+        return tiling.halo_for(tiling.chain_radius(self.g_a, Fraction(1, 16))[0], 16, 1)
 
     # -- CompressAI-style API ----------------------------------------------------
     def forward(self, x: Tensor, x_hat1: Tensor, rate: RateLike = None, layers: Optional[int] = None) -> Dict[str, Any]:
