@@ -33,6 +33,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from compressai_rdc.utils.malloc import tune_from_env
+
+    tune_from_env()  # large feature maps are reused, not re-mapped per image (utils/malloc.py)
     try:
         return int(args._run(args) or 0)
     except (RDCError, FileExistsError) as exc:
