@@ -153,16 +153,13 @@ class FixedPointSequential:
     def __call__(self, x: Tensor) -> Tensor:
         lim = float(ACT_LIMIT * 2**ACT_BITS)
         a = self.to_grid(x)
-        acc = None
-        for i, layer in enumerate(self.layers):
+        acc = None  # a convolution's output, not yet rounded back to the activation grid
+        for layer in self.layers:
+            if acc is not None:
+                a, acc = torch.round(acc / float(2**WEIGHT_BITS)).clamp_(-lim, lim), None
             if isinstance(layer, _Conv):
-                if acc is not None:
-                    a = torch.round(acc / float(2**WEIGHT_BITS)).clamp_(-lim, lim)
                 acc = self.conv(a, layer)
             else:
-                if acc is not None:
-                    a = torch.round(acc / float(2**WEIGHT_BITS)).clamp_(-lim, lim)
-                    acc = None
                 a = torch.where(a >= 0, a, torch.round(a * layer.slope))
         if acc is None:
             return a / float(2**ACT_BITS)
