@@ -297,9 +297,10 @@ _ROW_STEPS = re.compile(r"^\|[^|]*\|[^|]*\|[^|]*\|\s*(?P<stage>[^|]*?)\s*\|\s*(?
 def ledger_step(doc: Optional[Path], stage: str) -> Optional[int]:
     """The step the ledger of ``doc`` last recorded for ``stage`` (the last row whose
     chunk ended in that stage), or ``None``: a chunk continues the ledger from there."""
-    if doc is None or not doc.is_file() or LEDGER_START not in doc.read_text():
+    text = doc.read_text() if doc is not None and doc.is_file() else ""
+    if LEDGER_START not in text:
         return None
-    body = doc.read_text().split(LEDGER_START, 1)[1].split(LEDGER_END, 1)[0]
+    body = text.split(LEDGER_START, 1)[1].split(LEDGER_END, 1)[0]
     last = None
     for line in body.splitlines():
         m = _ROW_STEPS.match(line.strip())
