@@ -132,6 +132,8 @@ def test_summarize_reads_the_eval_csv(tmp_path):
         {"dataset": "kodak", "codec": "beta1", "rate": 3, "bpp": 0.8, "psnr-rgb": 30.0, "top-1": ""},
         {"dataset": "imagenet-dev", "codec": "beta1", "rate": 0, "bpp": 0.1, "psnr-rgb": 25.0, "top-1": 40.0},
         {"dataset": "imagenet-dev", "codec": "beta1", "rate": 3, "bpp": 0.2, "psnr-rgb": 28.0, "top-1": 60.0},
+        {"dataset": "imagenet-dev-mobilenetv2", "codec": "beta1", "rate": 0, "bpp": 0.1, "psnr-rgb": 25.0, "top-1": 30.0},
+        {"dataset": "imagenet-dev-mobilenetv2", "codec": "beta1", "rate": 3, "bpp": 0.2, "psnr-rgb": 28.0, "top-1": 50.0},
     ]
     path = tmp_path / "results.csv"
     with open(path, "w", newline="") as f:
@@ -142,6 +144,25 @@ def test_summarize_reads_the_eval_csv(tmp_path):
     assert s["kodak_psnr_beta1"] == pytest.approx(28.0)  # 0.4 is the log-midpoint of 0.2 and 0.8
     assert s["kodak_psnr_beta0"] is None
     assert s["imagenet_top1_beta1"] == pytest.approx(40 + 20 * (torch.tensor(1.5).log() / torch.tensor(2.0).log()).item(), abs=1e-3)
+    assert s["imagenet_top1_beta1_mobilenetv2"] == pytest.approx(s["imagenet_top1_beta1"] - 10, abs=1e-3)
+    assert s["curves"]["imagenet-dev-mobilenetv2/beta1"] == [(0.0, 0.1, 30.0), (3.0, 0.2, 50.0)]
+
+
+def test_eval_argv_adds_the_second_classifier_only_when_its_file_is_there(tmp_path):
+    from compressai_rdc.training.release import SECOND_CLASSIFIER, eval_argv
+
+    label, classifier, file = SECOND_CLASSIFIER
+    argv = eval_argv(tmp_path / "w.safetensors", tmp_path, tmp_path / "out", residual=False)
+    assert not any(a.startswith(label) for a in argv)
+    (tmp_path / file).parent.mkdir(parents=True)
+    (tmp_path / file).write_bytes(b"")
+    argv = eval_argv(tmp_path / "w.safetensors", tmp_path, tmp_path / "out", residual=False)
+    datasets = [argv[i + 1] for i, a in enumerate(argv) if a == "--dataset"]
+    assert datasets == [
+        f"kodak={tmp_path / 'kodak'}",
+        f"imagenet-dev={tmp_path / 'imagenet-dev'}",
+        f"{label}={tmp_path / 'imagenet-dev'}:model={classifier},weights={tmp_path / file}",
+    ]
 
 
 def test_is_better_by_stage_objective():
