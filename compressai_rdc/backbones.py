@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -164,6 +164,66 @@ def create_backbone(
     return model
 
 
+def _set_child(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
+@torch.no_grad()
+def fold_batch_norms(model: nn.Module, probe: torch.Tensor, tol: float = 1e-3) -> List[str]:
+    """Fold every batch norm whose input is a convolution's output into that
+    convolution, for inference (the model must be in ``eval()``).
+
+    The pairs come from one forward pass of ``probe`` (a batch norm folds when it
+    reads the very tensor a ``Conv2d`` wrote); timm's ``BatchNormAct2d`` keeps
+    its activation. The folded model's output on ``probe`` is compared with the
+    original's: beyond ``tol`` (max abs difference) nothing is changed and
+    :class:`InvalidArgumentError` says so. Returns the folded batch norms' names.
+    """
+    import copy
+
+    from compressai_rdc.errors import InvalidArgumentError
+
+    if model.training:
+        raise InvalidArgumentError("fold_batch_norms needs a model in eval() mode: training batch norms use batch statistics")
+    written: Dict[int, Tuple[str, torch.Tensor]] = {}  # the tensor kept alive so that its id stays unique
+    pairs: List[Tuple[str, str]] = []
+    hooks = []
+    names = {m: n for n, m in model.named_modules()}
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(lambda mod, inp, out: written.__setitem__(id(out), (names[mod], out))))
+        elif isinstance(m, nn.BatchNorm2d) and m.track_running_stats and m.running_mean is not None:
+            hooks.append(m.register_forward_pre_hook(
+                lambda mod, inp: pairs.append((written[id(inp[0])][0], names[mod])) if id(inp[0]) in written else None))
+    try:
+        reference = model(probe)
+    finally:
+        for h in hooks:
+            h.remove()
+        written.clear()
+    if len({bn for _, bn in pairs}) != len(pairs) or len({c for c, _ in pairs}) != len(pairs):
+        raise InvalidArgumentError("fold_batch_norms: a convolution or batch norm runs more than once per forward pass")
+    folded = copy.deepcopy(model)
+    for conv_name, bn_name in pairs:
+        conv, bn = folded.get_submodule(conv_name), folded.get_submodule(bn_name)
+        scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+        shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - bn.running_mean * scale
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
+        rest = [getattr(bn, k) for k in ("drop", "act") if isinstance(getattr(bn, k, None), nn.Module)]
+        _set_child(folded, bn_name, nn.Sequential(*rest) if rest else nn.Identity())
+    error = (folded(probe) - reference).abs().max().item()
+    if error > tol:
+        raise InvalidArgumentError(f"fold_batch_norms: the folded model differs by {error:.2e} > {tol} on the probe; left unfolded")
+    model.load_state_dict(folded.state_dict(), strict=False)
+    for conv_name, bn_name in pairs:
+        _set_child(model, conv_name, folded.get_submodule(conv_name))
+        _set_child(model, bn_name, folded.get_submodule(bn_name))
+    return [bn for _, bn in pairs]
+
+
 def _cfg(model: nn.Module) -> dict:
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
     if not cfg:
@@ -199,4 +259,4 @@ def eval_transform(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return transform
 
 
-__all__ = ["DEFAULT_BACKBONE", "TORCHVISION_TWINS", "create_backbone", "map_by_order", "eval_transform", "normalize_transform"]
+__all__ = ["DEFAULT_BACKBONE", "TORCHVISION_TWINS", "create_backbone", "fold_batch_norms", "map_by_order", "eval_transform", "normalize_transform"]

@@ -106,3 +106,62 @@ def test_backbone_inside_training_never_changes(tmp_path):
     # and it is not in the checkpoint: only the queue is
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert not any(".backbone." in k for k in ckpt["criterion"])
+
+
+def test_fold_batch_norms_keeps_the_logits_and_removes_every_batch_norm():
+    from compressai_rdc.backbones import fold_batch_norms
+
+    net = create_backbone("tf_efficientnet_lite0")
+    ref = create_backbone("tf_efficientnet_lite0")
+    x = torch.rand(3, 3, 224, 224)
+    folded = fold_batch_norms(net, x[:1])
+    assert len(folded) == 49 and "bn1" in folded and not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert not any(p.requires_grad for p in net.parameters())
+    with torch.no_grad():
+        a, b = net(x), ref(x)
+    assert (a - b).abs().max() < 1e-4 and torch.equal(a.argmax(1), b.argmax(1))
+
+
+def test_fold_batch_norms_pairs_by_dataflow_and_refuses_what_it_cannot_fold():
+    """A batch norm that reads a convolution's output folds (activation kept);
+    one after a pooling does not; training mode and a shared module are refused."""
+    from timm.layers import BatchNormAct2d
+
+    from compressai_rdc.backbones import fold_batch_norms
+    from compressai_rdc.errors import InvalidArgumentError
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn_after_pool = torch.nn.BatchNorm2d(4)  # registered first: order does not decide
+            self.conv = torch.nn.Conv2d(3, 4, 3, bias=False)
+            self.bn = BatchNormAct2d(4, act_layer=torch.nn.ReLU)
+            self.pool = torch.nn.AvgPool2d(2)
+
+        def forward(self, x):
+            return self.bn_after_pool(self.pool(self.bn(self.conv(x))))
+
+    torch.manual_seed(1)
+    net = Net()
+    for bn in (net.bn, net.bn_after_pool):
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 2), bn.bias.data.uniform_(-1, 1)
+    with pytest.raises(InvalidArgumentError, match="eval"):
+        fold_batch_norms(net, torch.rand(1, 3, 8, 8))
+    net.eval()
+    x = torch.rand(2, 3, 10, 10)
+    ref = net(x)
+    assert fold_batch_norms(net, x[:1]) == ["bn"]
+    assert isinstance(net.bn, torch.nn.Sequential) and isinstance(net.bn[-1], torch.nn.ReLU)
+    assert isinstance(net.bn_after_pool, torch.nn.BatchNorm2d)
+    assert torch.allclose(net(x), ref, atol=1e-5)
+
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.bn(self.conv(self.bn(self.conv(x))))
+
+    with pytest.raises(InvalidArgumentError, match="more than once"):
+        fold_batch_norms(Twice().eval(), torch.rand(1, 3, 4, 4))

@@ -40,11 +40,15 @@ class ClassificationTask(Task):
 
     def __init__(self, model: str = "tf_efficientnet_lite0", weights: Optional[PathLike] = None, **kwargs: Any):
         super().__init__(**kwargs)
-        from compressai_rdc.backbones import create_backbone, eval_transform
+        from compressai_rdc.backbones import create_backbone, eval_transform, fold_batch_norms
 
         self.model_name, self.weights = model, weights
-        # channels_last: 1.6x faster inference on the CPU (same logits to 2e-5), see docs/evaluation.md
-        self.net = create_backbone(model, weights=weights).to(self.device, memory_format=torch.channels_last)
+        net = create_backbone(model, weights=weights)
+        # batch norms folded into the convolutions and channels_last: 2.2x faster inference on the
+        # CPU with logits equal to 2e-5 (docs/evaluation.md); the fold checks itself on a probe
+        size = tuple(net.pretrained_cfg.get("input_size", (3, 224, 224)))
+        self.folded = fold_batch_norms(net, torch.rand((2, *size), generator=torch.Generator().manual_seed(0)))
+        self.net = net.to(self.device, memory_format=torch.channels_last)
         self.transform = eval_transform(self.net)
 
     def load_dataset(self, root: PathLike) -> Dataset:
