@@ -144,18 +144,20 @@ INHERIT = "inherit"
 
 
 def _tiles(model: nn.Module, tile: "Union[int, tiling.Tiling, None, str]", *, analysis: bool):
-    """The :func:`~compressai_rdc.utils.tiling.tiling` context of a codec call (``tile`` checked)."""
+    """The :func:`~compressai_rdc.utils.tiling.tiling` context of a codec call (``tile``
+    checked): ``encode`` (``analysis=True``) or ``decode``, whose synthesis alone runs
+    channels_last (it never feeds the bytes)."""
     if isinstance(tile, str) and tile == INHERIT:
         if tiling.active():
             return contextlib.nullcontext()
         tile = tiling.DEFAULT_TILE
     if tile is None:
-        return tiling.tiling()
+        return tiling.tiling(synthesis_channels_last=not analysis)
     if not isinstance(tile, tiling.Tiling):
         tile = tiling.Tiling(tile)
     tiling.check_tile(tile.tile, pad_multiple(model))
     # the halo given for the analysis (a measurement) never applies to the synthesis: that one stays exact
-    return tiling.tiling(synthesis=tiling.Tiling(tile.tile), analysis=tile if analysis else None)
+    return tiling.tiling(synthesis=tiling.Tiling(tile.tile), analysis=tile if analysis else None, synthesis_channels_last=not analysis)
 
 
 def _as_batch(x: Tensor, model: nn.Module) -> Tensor:

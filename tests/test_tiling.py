@@ -163,6 +163,38 @@ def test_one_tile_is_the_untiled_path(name, count_tiles):
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
+def test_decode_synthesis_runs_channels_last_and_encode_never(name, monkeypatch):
+    """The decoder's synthesis transforms get channels_last inputs (faster oneDNN
+    convolutions) and return contiguous images equal to the NCHW path to float
+    rounding; whatever the encoder synthesises (x̂₁ for the residual) stays NCHW, so
+    the bytes never depend on it."""
+    net = _small(name)
+    calls, seen = [], []  # synthesis calls; memory format the transform itself received
+    real_tiled, real_cl = tiling._maybe_tiled, tiling._on_channels_last
+
+    def tiled(kind, *a):
+        calls.append(kind)
+        return real_tiled(kind, *a)
+
+    def channels_last(fn):
+        def recorded(*tensors):
+            seen.append(tensors[0].is_contiguous(memory_format=torch.channels_last))
+            return fn(*tensors)
+
+        return real_cl(recorded)
+
+    monkeypatch.setattr(tiling, "_maybe_tiled", tiled)
+    monkeypatch.setattr(tiling, "_on_channels_last", channels_last)
+    data = codec.encode(net, _image(64, 96), tile=None, **_controls(net))
+    assert seen == []
+    calls.clear()
+    decoded = codec.decode(data, net)
+    assert seen and len(seen) == calls.count("synthesis") and all(seen)
+    monkeypatch.setattr(tiling, "_on_channels_last", lambda fn: fn)  # the plain NCHW path
+    assert (decoded - codec.decode(data, net)).abs().max() < TOL
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_tiled_encode_codes_the_same_latent(name, count_tiles):
     """With the exact halo the tiled analysis gives the untiled latent to float rounding:
     the rate and the decoded image stay the same (a rounding flip could change a symbol)."""
