@@ -12,7 +12,8 @@ checking that it gives the same bytes. Quality-map levels are timed like with
 like, twice: with the map built from the image on both sides (the target search
 with ``qmap_strategy``; the plain encode as ``compressai-rdc encode --level t
 --qmap-strategy S`` does it: build the map, then encode), and with a precomputed
-``importance`` given to both. ``--split`` times the parts of a level search.
+``importance`` given to both. ``--split`` times the parts of a level search; ``--predictors`` only measures
+how well cheaper evaluations foresee a full-size probe (:func:`predictors`).
 Targets outside an image's range are counted, not hidden.
 ``hevrc-fixture`` / ``rdc-fixture`` are the small random-init codecs of
 ``tests/test_ratecontrol.py`` (no trained weights needed).
@@ -63,7 +64,8 @@ def map_of(net, x, strategy: str):
 
 def cost_split(net, x, strategy: str) -> dict:
     """Seconds of the parts of a level search on ``x`` (median of 3 runs each): the map build,
-    one plain encode (map given), ``g_a`` and its map-independent stem, one probe (stem
+    one plain encode (map given), ``g_a``, its map-independent stem, its full-resolution
+    condition input and its first SFT, one probe (stem
     reused: g_a from the first SFT, h_a, entropy coding), its entropy coding alone, one
     probe of the 1/4-size copy; and the range of ``log(full / copy)`` of the coded rates."""
     from compressai_rdc.qmap.gamma import gamma_level
@@ -75,11 +77,16 @@ def cost_split(net, x, strategy: str) -> dict:
     xp = pad_to_multiple(x, codec.pad_multiple(net))[0]
     lat = net.encode_latents(xp, qmap)
     qp = pad_to_multiple(qmap, codec.pad_multiple(net))[0]
+    inner = getattr(net.g_a, "inner", net.g_a)  # the fixture wraps the SFT analysis
+    with torch.no_grad():
+        stem, c1 = inner.stem(xp), inner.cond_down[0](inner.cond_in(torch.cat([xp, qp], dim=1)))
     parts = {
         "map_build": lambda: map_of(net, x, strategy),
         "plain_encode": lambda: codec.encode(net, x, qmap=qmap),
         "g_a": lambda: net.g_a(xp, qp),
         "g_a_stem": lambda: net.g_a.stem(xp),
+        "g_a_cond_in": lambda: inner.cond_in(torch.cat([xp, qp], dim=1)),  # full-resolution condition input
+        "g_a_first_sft": lambda: inner.sfts[0](stem, c1),  # the first SFT (half resolution), given its condition
         "probe": lambda: ctl.estimate(float(torch.rand(()))),  # a new level each time: nothing cached
         "coarse_probe": lambda: ctl.coarse.estimate(float(torch.rand(()))),
         "entropy_coding": lambda: net._code(lat),
@@ -99,6 +106,60 @@ def cost_split(net, x, strategy: str) -> dict:
     return out
 
 
+def predictors(net, x, strategy: str, levels=(0.55, 0.7, 0.85, 1.0, 1.15)) -> dict:
+    """How well the cheap predictors of a level search foresee the full-size coded payload
+    ``f(t)`` before any full-size probe: ``predicted / f`` at each level and the seconds of
+    one evaluation over those of one full-size probe. ``copy4`` / ``copy2``: the image and its
+    map downsampled 4× / 2× (coded probes, as the search's copy); ``extrap``: ``copy2² / copy4``
+    (log-rate linear in the log of the scale); ``tiles``: every third 128-px tile at full
+    size, batched, their likelihood bits per pixel; ``batch2``: seconds of ``g_a``
+    after the stem on two maps in one batch over twice those of one map."""
+    import torch.nn.functional as F
+
+    from compressai_rdc.qmap.gamma import gamma_level
+    from compressai_rdc.ratecontrol import _qmap_control, estimate_bpp
+
+    imp = map_of(net, x, strategy)
+    ctl = rate_control(net, x, importance=imp)
+
+    def copy(k):
+        size = (x.shape[-2] // k, x.shape[-1] // k)
+        small = {"importance": F.interpolate(imp, size=size, mode="area")}
+        return _qmap_control(net, F.interpolate(x, size=size, mode="area"), small, net._coded_level_probe, coarse=False)
+
+    half = copy(2)
+    cells = [(i, j) for i in range(0, x.shape[-2] - 127, 128) for j in range(0, x.shape[-1] - 127, 128)][::3]
+    tx = torch.cat([x[..., i:i + 128, j:j + 128] for i, j in cells])
+    tv = torch.cat([imp[..., i:i + 128, j:j + 128] for i, j in cells])
+    evals = {"full": ctl.estimate, "copy4": ctl.coarse.estimate, "copy2": half.estimate,
+             "tiles": lambda t: estimate_bpp(net, tx, 128 * 128 * len(cells), qmap=gamma_level(tv, t))}
+    seconds = {k: 0.0 for k in evals}
+    ratios = {k: [] for k in ("copy4", "copy2", "extrap", "tiles")}
+    with torch.no_grad():
+        for t in levels:
+            v = {}
+            for k, fn in evals.items():
+                t0 = time.perf_counter()
+                v[k] = fn(t)
+                seconds[k] += time.perf_counter() - t0
+            v["extrap"] = v["copy2"] ** 2 / v["copy4"]
+            for k in ratios:
+                ratios[k].append(v[k] / v["full"])
+        xp = pad_to_multiple(x, codec.pad_multiple(net))[0]
+        g_a = getattr(net.g_a, "inner", net.g_a)
+        stem = g_a.stem(xp)
+        q = torch.rand(2, 1, *xp.shape[-2:])
+        batch = []
+        for b in (1, 2):
+            t0 = time.perf_counter()
+            g_a(xp.expand(b, -1, -1, -1), q[:b], stem=stem.expand(b, -1, -1, -1))
+            batch.append(time.perf_counter() - t0)
+    out = {f"{k}_over_full": (min(r), max(r)) for k, r in ratios.items()}
+    out.update({f"{k}_cost": seconds[k] / seconds["full"] for k in evals if k != "full"})
+    out["batch2_cost"] = batch[1] / (2 * batch[0])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="hevrc-fixture")
@@ -111,6 +172,8 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=0.02, help="encode_to_target's accepted relative error")
     ap.add_argument("--json", default=None, help="write every row to this file")
     ap.add_argument("--split", action="store_true", help="also time the parts of a level search (quality-map models)")
+    ap.add_argument("--predictors", action="store_true",
+                    help="only measure the cheap predictors of a full-size probe (quality-map models; see predictors())")
     args = ap.parse_args()
     kodak = find_data_dir("kodak")
     if kodak is None:
@@ -120,6 +183,14 @@ def main() -> None:
     if accepts(net.compress, "qmap"):
         fixed["qmap_strategy"] = args.strategy
     level = rate_control(net, load_image(list_images(kodak)[0])[None, :, :64, :64], **fixed).name == "level"
+    if args.predictors:
+        found = [predictors(net, load_image(p)[None], args.strategy) for p in list_images(kodak)[: args.limit]]
+        for path, f in zip(list_images(kodak), found):
+            print(path.name, json.dumps({k: [round(v, 3) for v in u] if isinstance(u, tuple) else round(u, 3)
+                                         for k, u in f.items()}), flush=True)
+        print(json.dumps({k: (min(f[k][0] for f in found), max(f[k][1] for f in found)) if isinstance(found[0][k], tuple)
+                          else statistics.median(f[k] for f in found) for k in found[0]}, indent=1))
+        return
     rows, out_of_range, splits = [], 0, []
     for path in list_images(kodak)[: args.limit]:
         x = load_image(path)[None]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -45,6 +46,7 @@ from torch import Tensor, nn
 from compressai_rdc.container import EntropyCheck
 from compressai_rdc.entropy_check import compute_check, table_crc, verify_check
 from compressai_rdc.layers.fixed_point import exact_gain, fixed_point
+from compressai_rdc.utils import tiling
 
 __all__ = [
     "INIT_SCALE", "GainedHyperprior", "coding_params", "exact_mean_scale", "hyper_size", "init_scale_bias",
@@ -93,6 +95,12 @@ def coding_params(gc: GaussianConditional, scales: Tensor, means: Tensor, device
 class GainedHyperprior:
     """Mixin for an ``nn.Module`` holding ``h_s``, ``gain``, ``hyper_gain``,
     ``entropy_bottleneck`` and ``gaussian_conditional`` (see the module diagram)."""
+
+    @property
+    def analysis_halo(self) -> int:
+        """Exact tiling halo of ``g_a`` in latent units (:mod:`compressai_rdc.utils.tiling`;
+        2 for the conv/GDN stack of the branches: radius 30 px)."""
+        return tiling.halo_for(tiling.chain_radius(self.g_a, Fraction(1, 16))[0], 16, 1)
 
     def hyper_params(self, z_hat: Tensor, rate: Tensor, size) -> Tuple[Tensor, Tensor]:
         """``(σ_g, μ_g)`` of the gained latent of spatial ``size`` from the decoded ``ẑ_g``

@@ -29,7 +29,6 @@ through :mod:`compressai_rdc.codec`.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -125,11 +124,6 @@ class PrimaryBranch(GainedHyperprior, nn.Module):
     def synthesis_halo(self) -> int:
         """Exact tiling halo of ``g_s`` in latent units (3 for the deconv/IGDN stack)."""
         return tiling.halo_for(tiling.chain_radius(self.g_s)[0], 1, 16)
-
-    @property
-    def analysis_halo(self) -> int:
-        """Exact tiling halo of ``g_a`` in latent units (2 for the conv/GDN stack: radius 30 px)."""
-        return tiling.halo_for(tiling.chain_radius(self.g_a, Fraction(1, 16))[0], 16, 1)
 
     # -- pieces -------------------------------------------------------------------
     def _latents(self, x: Tensor, r: Tensor, cond: Dict[str, Any]):

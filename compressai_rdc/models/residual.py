@@ -155,11 +155,6 @@ class ResidualScalableBranch(GainedHyperprior, nn.Module):
         radius = tiling.chain_radius(self.g_s)[0] + tiling.chain_radius(self.fuse, Fraction(1, 16))[0]
         return tiling.halo_for(radius, 1, 16)
 
-    @property
-    def analysis_halo(self) -> int:
-        """Exact tiling halo (latent units) of ``g_a``."""
-        return tiling.halo_for(tiling.chain_radius(self.g_a, Fraction(1, 16))[0], 16, 1)
-
     # -- CompressAI-style API ----------------------------------------------------
     def forward(self, x: Tensor, x_hat1: Tensor, rate: RateLike = None, layers: Optional[int] = None) -> Dict[str, Any]:
         """Training/analysis pass.
