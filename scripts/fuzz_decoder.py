@@ -479,6 +479,30 @@ def show(arch: str, case: int, seed: int, opts: Dict[str, Any]) -> None:
     print(_classify(net, data, limits))
 
 
+TYPED_COLUMNS = ("CorruptBitstreamError", "TruncatedBitstreamError", "ForeignBitstreamError", "UnsupportedBitstreamError",
+                 "DecodeLimitError", "EntropyParameterMismatchError")
+
+
+def table(paths: Sequence[str]) -> str:
+    """Markdown table (one row per architecture, then the totals) of ``--json`` files."""
+    rows = [r for path in paths for r in json.load(open(path))["results"]]
+    head = ["architecture", "cases", "decoded", "`BitstreamError`"] + [f"`{c.replace('BitstreamError', '')}…`" if c.endswith("BitstreamError") else f"`{c}`" for c in TYPED_COLUMNS] + ["untyped", "over-time", "over-memory", "deaths", "seconds"]
+
+    def cells(r: Dict[str, Any]) -> List[int]:
+        o, t = r["outcomes"], r["typed_errors"]
+        other = sum(v for k, v in t.items() if k not in TYPED_COLUMNS)
+        if other:
+            raise SystemExit(f"{r['arch']}: typed errors outside the table's columns: {t}")
+        return [r["cases"], o.get("decoded", 0), o.get("typed", 0)] + [t.get(c, 0) for c in TYPED_COLUMNS] + [o.get(b, 0) for b in BUGS] + [r["seconds"]]
+
+    body = [[f"`{r['arch']}`"] + cells(r) for r in rows]
+    total = ["**total**"] + [round(sum(row[i] for row in body), 1) for i in range(1, len(head))]
+    fmt = lambda v: f"{v:,}" if isinstance(v, int) else (f"{v:,.0f}" if isinstance(v, float) else v)  # noqa: E731
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in body + [total]]
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", action="append", help="architecture (repeatable; default: every registered one + CompressAI's)")
@@ -494,7 +518,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--budget-s", type=float, default=None, help="stop each architecture after this many seconds (cases done are reported)")
     p.add_argument("--json", help="write the figures to this file")
     p.add_argument("--show", type=int, default=None, help="print one case's container and outcome, then exit")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print the Markdown table of these --json files, then exit")
     args = p.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
     opts = dict(timeout=args.timeout, wall_timeout=args.wall_timeout, memory_mb=args.memory_mb, max_pixels=args.max_pixels, max_memory_mb=args.max_memory_mb,
                 budget_s=args.budget_s)
     archs = args.arch or architectures()

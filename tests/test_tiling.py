@@ -303,3 +303,50 @@ def test_tiling_bounds_the_planned_memory():
     # the pixel limit still refuses forged huge headers before anything is allocated
     with pytest.raises(DecodeLimitError, match="padded pixels"):
         DecodeLimits().check(_header(4112), net)
+
+
+# -----------------------------------------------------------------------------
+# bounded memory of the parts that were still image-sized (issue #14)
+# -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_fixed_point_hyper_synthesis_tiles_with_the_same_bits(name, monkeypatch):
+    """The fixed-point ``h_s`` (float64 im2col: ≈ 1 GB over a 4096² image's latent grid) runs in
+    tiles above ``fixed_point.TILE``; its values are exact integers, so the bits are those of the
+    whole grid (the streams do not depend on the tile)."""
+    from compressai_rdc.layers import fixed_point as fpm
+
+    net = _small(name)
+    h_s = net.h_s if hasattr(net, "h_s") else net.primary.h_s
+    fp = fpm.fixed_point(h_s)
+    assert (fp.upsampling, fp.halo) == (4, 12)  # radius 7 latent units + (4 − 1) for ẑ's pixel, aligned to 4
+    z = torch.randint(-20, 21, (2, h_s[0].weight.shape[0], 9, 7)).double()
+    whole = fp._whole(z)
+    tiles = []
+    real = tiling.run_tiled
+    monkeypatch.setattr(tiling, "run_tiled", lambda fn, inputs, **kw: tiles.append(kw["tile"]) or real(fn, inputs, **kw))
+    monkeypatch.setattr(fpm, "TILE", 8)
+    tiled = fp(z)
+    assert tiles == [8], "the fixed-point h_s did not tile"
+    assert torch.equal(tiled, whole)
+    monkeypatch.setattr(fpm, "TILE", 36)  # the 36x28 output fits in one tile: the whole path
+    assert torch.equal(fp(z), whole) and tiles == [8]
+
+
+def test_hevrc_tiled_decode_subtiles_the_high_resolution_stages(count_tiles, monkeypatch):
+    """Inside a tile of a tiled hevrc decode the last two synthesis stages (most of its memory)
+    run in sub-tiles with their own exact halo; the untiled decode never does."""
+    net = _small("hevrc")
+    assert net.g_s.tail_halo == 1
+    monkeypatch.setattr(type(net.g_s), "tail_tile", 4)
+    tails = []
+    real_tail = type(net.g_s).tail
+    monkeypatch.setattr(type(net.g_s), "tail", lambda self, h, e: tails.append(tuple(h.shape[-2:])) or real_tail(self, h, e))
+    data = codec.encode(net, _image(200, 264, seed=2), tile=None)
+    whole = codec.decode(data, net, limits=DecodeLimits(tile=None))
+    assert len(tails) == 1 and not count_tiles
+    tiled = codec.decode(data, net, limits=DecodeLimits(tile=128))
+    subtiles = tails[1:]
+    assert len(count_tiles) - len(subtiles) == 2 * 3  # 256x320 padded, 128-px tiles: 6 regions
+    assert len(subtiles) > 6, "the high-resolution stages did not sub-tile"
+    assert all(h <= (4 + 2) * 4 and w <= (4 + 2) * 4 for h, w in subtiles)  # 4 + halo 1 per side, 4 px per latent unit
+    assert (tiled - whole).abs().max() < TOL

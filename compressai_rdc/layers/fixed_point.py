@@ -33,6 +33,15 @@ intermediate value is an exact dyadic number:
 
 Quantised weights are cached per module and recomputed when a parameter
 changes (PyTorch bumps a tensor's version counter on every in-place update).
+
+**Memory.** The float64 im2col of one 3×3 convolution over the whole latent
+grid of a 4096² image takes about 1 GB (``rdc-versatile``: 240·9 columns ×
+256² positions × 8 bytes). An output grid larger than :data:`TILE` per side
+is therefore computed in overlapping tiles
+(:func:`compressai_rdc.utils.tiling.run_tiled`, halo from the receptive
+radius); every value is an exact integer, so the tiled result has the same
+bits as the whole one (not merely the same up to rounding) and the streams do
+not depend on it.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from compressai_rdc.errors import FixedPointRangeError
+from compressai_rdc.errors import FixedPointRangeError, InvalidArgumentError
 
 __all__ = [
     "ACT_BITS", "ACT_LIMIT", "EXACT_LIMIT", "GAIN_BITS", "LOG_BITS", "RATE_STEPS", "WEIGHT_BITS",
@@ -67,6 +76,9 @@ RATE_STEPS = 256
 LOG_BITS = 20
 #: gain mantissa bits (relative precision 2^-GAIN_BITS)
 GAIN_BITS = 20
+#: output grids larger than this (per side, in output pixels: latent units for ``h_s``) are
+#: computed in tiles of this side (rounded up to the upsampling factor); same bits, bounded memory
+TILE = 64
 
 _DEVICE = torch.device("cpu")
 _DTYPE = torch.float64
@@ -127,6 +139,7 @@ class FixedPointSequential:
 
     def __init__(self, seq: nn.Sequential, name: str = "h_s"):
         self.layers: List[object] = []
+        self.upsampling, self.halo = self._tiling_geometry(seq)
         for i, m in enumerate(seq):
             where = f"{name}[{i}] ({type(m).__name__})"
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -150,7 +163,38 @@ class FixedPointSequential:
                                       layer.output_padding, layer.groups, layer.dilation)
         return F.conv2d(a, layer.weight, layer.bias, layer.stride, layer.padding, layer.dilation, layer.groups)
 
+    @staticmethod
+    def _tiling_geometry(seq: nn.Sequential) -> Tuple[int, Optional[int]]:
+        """``(U, halo)``: output pixels per input pixel and the exact tiling halo in output
+        pixels (a multiple of ``U``); ``halo`` is ``None`` when ``seq`` does not tile
+        (a layer of unknown receptive field, or not an integer upsampling)."""
+        from fractions import Fraction
+
+        from compressai_rdc.utils import tiling
+
+        try:
+            _, unit_out = tiling.chain_radius(seq, 1)  # output pixel size in input pixels
+        except InvalidArgumentError:
+            return 1, None
+        if unit_out <= 0 or (1 / unit_out).denominator != 1:
+            return 1, None
+        up = int(1 / unit_out)
+        radius, _ = tiling.chain_radius(seq, up)  # in output pixels
+        return up, tiling.halo_for(radius, Fraction(1, up), 1, align=up)
+
     def __call__(self, x: Tensor) -> Tensor:
+        """The fixed-point evaluation of ``x`` (in tiles when the output grid is larger than :data:`TILE`)."""
+        up, halo = self.upsampling, self.halo
+        if halo is None or max(x.shape[-2:]) * up <= TILE:
+            return self._whole(x)
+        from fractions import Fraction
+
+        from compressai_rdc.utils import tiling
+
+        tile = -(-TILE // up) * up
+        return tiling.run_tiled(self._whole, [(x, Fraction(1, up))], out_scale=1, tile=tile, halo=halo, align=up)
+
+    def _whole(self, x: Tensor) -> Tensor:
         lim = float(ACT_LIMIT * 2**ACT_BITS)
         a = self.to_grid(x)
         acc = None  # a convolution's output, not yet rounded back to the activation grid

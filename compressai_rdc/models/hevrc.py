@@ -251,16 +251,42 @@ class HyperConditionedSynthesis(nn.Module):
         r_h += chain([self.deconvs[3]], u)[0]
         return tiling.halo_for(r_h, Fraction(1, 4), 16, align=4)
 
+    #: inside a tile of a tiled decode, the last two stages (half and full resolution, ≈ 550 bytes
+    #: per output pixel, most of the synthesis' memory) run in sub-tiles of this many latent units
+    tail_tile: int = 32
+
+    @property
+    def tail_halo(self) -> int:
+        """Exact halo (latent units) of :meth:`tail`, whose inputs ``h`` and ``e`` have 4 pixels per latent unit."""
+        chain = tiling.chain_radius
+        u = Fraction(1, 4)
+        r_e, ue = chain(self.cond_up[2], u)
+        r_h, uh = chain([self.deconvs[2], self.igdns[2]], u)
+        r = self.sfts[2].receptive_radius(r_h, r_e, uh) + chain([self.deconvs[3]], uh)[0]
+        return tiling.halo_for(r, 4, 16)
+
+    def tail(self, h: Tensor, e: Tensor) -> Tensor:
+        """The last two stages: ``h``, ``e`` at 4 pixels per latent unit → ``x̂`` (16)."""
+        e = self.cond_up[2](e)
+        h = self.sfts[2](self.igdns[2](self.deconvs[2](h)), e)
+        del e
+        return self.deconvs[3](h)
+
     def forward(self, y_hat: Tensor, z_hat: Tensor) -> Tensor:
         zf = self.z_up(z_hat)[..., : y_hat.shape[-2], : y_hat.shape[-1]]
         e = self.cond_in(torch.cat([y_hat, zf], dim=1))
+        del zf
         h = y_hat
         for blk in self.res:
             h = blk(h, e)
-        for i in range(3):
+        for i in range(2):
             e = self.cond_up[i](e)
             h = self.sfts[i](self.igdns[i](self.deconvs[i](h)), e)
-        return self.deconvs[3](h)
+        if tiling.in_tile() and max(y_hat.shape[-2:]) > self.tail_tile:
+            # one region of a tiled decode: its halo (20 latent units) makes it large, so the
+            # high-resolution stages, whose own radius is under one latent unit, tile again
+            return tiling.run_tiled(self.tail, [(h, 4), (e, 4)], out_scale=16, tile=self.tail_tile, halo=self.tail_halo)
+        return self.tail(h, e)
 
 
 class HEVRC(CodecHooks, CompressionModel):

@@ -66,6 +66,7 @@ __all__ = [
     "active",
     "current",
     "halo_for",
+    "in_tile",
     "run_tiled",
     "synthesize",
     "tiling",
@@ -116,6 +117,7 @@ class Tiling:
 _CURRENT = {kind: ContextVar(f"compressai_rdc_{kind}_tiling", default=None) for kind in ("synthesis", "analysis")}
 _ACTIVE: ContextVar[bool] = ContextVar("compressai_rdc_tiling_active", default=False)
 _SYNTHESIS_CHANNELS_LAST: ContextVar[bool] = ContextVar("compressai_rdc_synthesis_channels_last", default=False)
+_IN_TILE: ContextVar[bool] = ContextVar("compressai_rdc_in_tile", default=False)
 
 
 @contextlib.contextmanager
@@ -146,6 +148,12 @@ def current(kind: str) -> Optional[Tiling]:
 def active() -> bool:
     """Whether a :func:`tiling` block is in force (even one that tiles nothing)."""
     return _ACTIVE.get()
+
+
+def in_tile() -> bool:
+    """Whether the caller runs inside one region of :func:`run_tiled` (a transform may then
+    tile its own high-resolution stages further; the untiled path never does)."""
+    return _IN_TILE.get()
 
 
 # -----------------------------------------------------------------------------
@@ -264,7 +272,11 @@ def run_tiled(
                 ra = (math.floor(lo_a * s), math.ceil(hi_a * s))
                 rb = (math.floor(lo_b * s), math.ceil(hi_b * s))
                 parts.append(t[..., ra[0] : ra[1], rb[0] : rb[1]])
-            y = fn(*parts)
+            token = _IN_TILE.set(True)
+            try:
+                y = fn(*parts)
+            finally:
+                _IN_TILE.reset(token)
             ca, cb = int((a0 - lo_a) * S), int((b0 - lo_b) * S)
             na, nb = int((a1 - a0) * S), int((b1 - b0) * S)
             if tuple(y.shape[-2:]) != (int((hi_a - lo_a) * S), int((hi_b - lo_b) * S)):
