@@ -61,7 +61,7 @@ import time
 import traceback
 import zlib
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 BUGS = ("untyped", "over-time", "over-memory", "death")
 OPERATORS = ("bitflip", "bytes", "truncate", "insert", "delete", "header-raw", "field", "payload", "swap")
@@ -366,18 +366,24 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) -> Dict[str, Any]:
-    """Run cases ``0..cases-1`` for ``arch`` in restartable workers; returns counts and findings.
+def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print, start: int = 0,
+             progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+    """Run cases ``start..start+cases-1`` for ``arch`` in restartable workers; returns counts
+    and findings.
 
     With ``opts["budget_s"]`` the run stops after that many seconds and reports
-    the cases completed (``cases`` in the result).
+    the cases completed (``cases`` in the result). ``progress`` receives the
+    result so far every 1000 cases, so a run that is killed still reports the
+    cases it completed (``first_case``, ``cases``); runs of disjoint case ranges
+    add up (:func:`table`).
     """
     ctx = mp.get_context("spawn")
     budget = opts.get("budget_s")
     stopped = False
     counts: Counter = Counter()
     findings: List[Tuple[int, str, str, str]] = []
-    restarts, i, t0 = 0, 0, time.monotonic()
+    restarts, i, t0 = 0, start, time.monotonic()
+    stop = start + cases
     slowest: List[Any] = [-1, "", 0.0]  # case, operator, CPU seconds of the slowest case over 0.5 s
     peak_rss: List[Optional[float]] = []
 
@@ -387,9 +393,21 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
         if outcome in BUGS:
             findings.append((idx, op, outcome, detail))
 
-    while i < cases:
+    def result() -> Dict[str, Any]:
+        total: Counter = Counter()
+        for (_, outcome, _), v in counts.items():
+            total[outcome] += v
+        return {
+            "arch": arch, "first_case": start, "cases": i - start, "seconds": round(time.monotonic() - t0, 1), "restarts": restarts,
+            "outcomes": dict(total), "by_operator": _by_operator(counts), "typed_errors": _typed(counts),
+            "slowest_case": {"case": slowest[0], "operator": slowest[1], "cpu_s": slowest[2]},
+            "worker_peak_rss_mb": max((r for r in peak_rss if r is not None), default=None),
+            "findings": findings[:200],
+        }
+
+    while i < stop:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(arch, i, cases, seed, opts, child), daemon=True)
+        proc = ctx.Process(target=_worker, args=(arch, i, stop, seed, opts, child), daemon=True)
         proc.start()
         child.close()
         ready, last, eof = False, time.monotonic(), False
@@ -410,7 +428,9 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
                         record(*payload)
                         i = payload[0] + 1
                         if i % 1000 == 0:
-                            log(f"{arch}: {i}/{cases} cases, {time.monotonic() - t0:.0f} s")
+                            log(f"{arch}: {i - start}/{cases} cases, {time.monotonic() - t0:.0f} s")
+                            if progress is not None:
+                                progress(result())
                     if not (budget and time.monotonic() - t0 > budget):
                         continue
                 if kind == "done":
@@ -439,18 +459,8 @@ def run_arch(arch: str, cases: int, seed: int, opts: Dict[str, Any], log=print) 
                 break
         parent.close()
         if stopped:
-            cases = i
             break
-    total: Counter = Counter()
-    for (_, outcome, _), v in counts.items():
-        total[outcome] += v
-    return {
-        "arch": arch, "cases": cases, "seconds": round(time.monotonic() - t0, 1), "restarts": restarts,
-        "outcomes": dict(total), "by_operator": _by_operator(counts), "typed_errors": _typed(counts),
-        "slowest_case": {"case": slowest[0], "operator": slowest[1], "cpu_s": slowest[2]},
-        "worker_peak_rss_mb": max((r for r in peak_rss if r is not None), default=None),
-        "findings": findings[:200],
-    }
+    return result()
 
 
 def _by_operator(counts: Counter) -> Dict[str, Dict[str, int]]:
@@ -483,9 +493,33 @@ TYPED_COLUMNS = ("CorruptBitstreamError", "TruncatedBitstreamError", "ForeignBit
                  "DecodeLimitError", "EntropyParameterMismatchError")
 
 
+def merge_runs(paths: Sequence[str]) -> List[Dict[str, Any]]:
+    """The ``--json`` files' results, one per architecture: runs of the same
+    architecture over disjoint case ranges (``--start``, or one killed part-way)
+    add up; overlapping ranges of the same seed are refused."""
+    merged: Dict[str, Dict[str, Any]] = {}
+    spans: Dict[str, List[Tuple[int, int, int]]] = {}
+    for path in paths:
+        doc = json.load(open(path))
+        for r in doc["results"]:
+            first = r.get("first_case", 0)
+            span = (doc.get("seed", 0), first, first + r["cases"])
+            for seed, a, b in spans.get(r["arch"], []):
+                if seed == span[0] and a < span[2] and span[1] < b:
+                    raise SystemExit(f"{path}: {r['arch']} cases {span[1]}..{span[2] - 1} (seed {seed}) overlap an earlier file's {a}..{b - 1}")
+            spans.setdefault(r["arch"], []).append(span)
+            m = merged.setdefault(r["arch"], {"arch": r["arch"], "cases": 0, "seconds": 0.0, "outcomes": Counter(), "typed_errors": Counter()})
+            m["cases"] += r["cases"]
+            m["seconds"] += r["seconds"]
+            m["outcomes"].update(r["outcomes"])
+            m["typed_errors"].update(r["typed_errors"])
+    return list(merged.values())
+
+
 def table(paths: Sequence[str]) -> str:
-    """Markdown table (one row per architecture, then the totals) of ``--json`` files."""
-    rows = [r for path in paths for r in json.load(open(path))["results"]]
+    """Markdown table (one row per architecture, then the totals) of ``--json`` files
+    (:func:`merge_runs`)."""
+    rows = merge_runs(paths)
     head = ["architecture", "cases", "decoded", "`BitstreamError`"] + [f"`{c.replace('BitstreamError', '')}…`" if c.endswith("BitstreamError") else f"`{c}`" for c in TYPED_COLUMNS] + ["untyped", "over-time", "over-memory", "deaths", "seconds"]
 
     def cells(r: Dict[str, Any]) -> List[int]:
@@ -508,6 +542,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--arch", action="append", help="architecture (repeatable; default: every registered one + CompressAI's)")
     p.add_argument("--cases", type=int, default=1000, help="cases per architecture")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--start", type=int, default=0, help="first case index (split a long run over sessions: 0, then 40000, ...)")
     p.add_argument("--timeout", type=float, default=10.0, help="CPU-time limit per case, seconds")
     p.add_argument("--wall-timeout", type=float, default=300.0,
                    help="wall-clock limit per case, seconds (catches a case blocked without using CPU; "
@@ -529,14 +564,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.show is not None:
         show(archs[0], args.show, args.seed, opts)
         return 0
-    results = []
-    for arch in archs:
-        r = run_arch(arch, args.cases, args.seed, opts, log=lambda m: print(m, file=sys.stderr, flush=True))
-        results.append(r)
-        print(json.dumps({k: r[k] for k in ("arch", "cases", "seconds", "restarts", "outcomes")}), flush=True)
+    results: List[Dict[str, Any]] = []
+
+    def save(partial: Optional[Dict[str, Any]] = None) -> None:
         if args.json:
             with open(args.json, "w") as fh:
-                json.dump({"options": opts, "seed": args.seed, "results": results}, fh, indent=1)
+                json.dump({"options": opts, "seed": args.seed, "results": results + ([partial] if partial else [])}, fh, indent=1)
+
+    for arch in archs:
+        r = run_arch(arch, args.cases, args.seed, opts, log=lambda m: print(m, file=sys.stderr, flush=True), start=args.start, progress=save)
+        results.append(r)
+        print(json.dumps({k: r[k] for k in ("arch", "first_case", "cases", "seconds", "restarts", "outcomes")}), flush=True)
+        save()
     bugs = sum(r["outcomes"].get(b, 0) for r in results for b in BUGS)
     total = sum(r["cases"] for r in results)
     print(f"{total} cases over {len(results)} architectures: "

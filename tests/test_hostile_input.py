@@ -181,6 +181,99 @@ def test_fuzzer_tool_runs_and_reports(tmp_path):
     assert sum(result["outcomes"].values()) == 60
     assert set(result["outcomes"]) <= {"typed", "decoded"}
     assert "60 cases over 1 architectures: untyped 0, over-time 0, over-memory 0, death 0" in proc.stdout
+    # a long run split over sessions: the next case range, then one table over both files
+    more = tmp_path / "fuzz-more.json"
+    proc = subprocess.run([sys.executable, script, "--arch", "hevrc", "--start", "60", "--cases", "20", "--json", str(more)],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    second = json.loads(more.read_text())["results"][0]
+    assert (second["first_case"], second["cases"], sum(second["outcomes"].values())) == (60, 20, 20)
+    fuzz = _fuzzer_module()
+    (row,) = fuzz.merge_runs([str(out), str(more)])
+    assert row["cases"] == 80 and sum(row["outcomes"].values()) == 80
+    assert fuzz.table([str(out), str(more)]).splitlines()[2].startswith("| `hevrc` | 80 |")
+    with pytest.raises(SystemExit, match="overlap"):
+        fuzz.merge_runs([str(out), str(out)])
+
+
+def _fuzzer_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fuzz_decoder", os.path.join(os.path.dirname(__file__), "..", "scripts", "fuzz_decoder.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fuzzer_reports_the_cases_done_before_it_is_stopped(tmp_path, monkeypatch):
+    """A run killed part-way (a session ends) keeps the figures of its completed
+    thousands of cases: ``progress`` gets the result so far every 1000 cases."""
+    fuzz = _fuzzer_module()
+    snapshots = []
+
+    class FakeProc:  # a worker that decodes every case it is given
+        pid, exitcode = os.getpid(), 0
+
+        def __init__(self, target, args, daemon):
+            self.first, self.stop, self.conn = args[1], args[2], args[-1]
+
+        def start(self):  # a thread plays the worker: the pipe holds only a few messages
+            import threading
+
+            self.thread = threading.Thread(target=self.run, daemon=True)
+            self.thread.start()
+
+        def run(self):
+            try:
+                self.conn.send(("ready", None))
+                for k in range(self.first, self.stop):
+                    self.conn.send(("case", (k, "flip", "decoded", "")))
+                self.conn.send(("done", {"peak_rss_mb": 1.0}))
+            except (BrokenPipeError, OSError):  # the parent stopped reading (the session ended)
+                pass
+
+        def is_alive(self):
+            return self.thread.is_alive()
+
+        def kill(self):
+            pass
+
+        def join(self):
+            pass
+
+    class ThreadEnd:  # the parent closes its copy of the child's end; the thread keeps it
+        def __init__(self, conn):
+            self.conn = conn
+
+        def send(self, message):
+            self.conn.send(message)
+
+        def close(self):
+            pass
+
+    class Ctx:
+        Process = FakeProc
+
+        @staticmethod
+        def Pipe(duplex):
+            parent, child = __import__("multiprocessing").Pipe(duplex=duplex)
+            return parent, ThreadEnd(child)
+
+    class SessionEnded(Exception):
+        pass
+
+    def progress(partial):
+        snapshots.append(partial)
+        if len(snapshots) == 2:
+            raise SessionEnded
+
+    monkeypatch.setattr(fuzz.mp, "get_context", lambda kind: Ctx)
+    with pytest.raises(SessionEnded):
+        fuzz.run_arch("hevrc", 3000, 0, {"timeout": 10, "wall_timeout": 300}, log=lambda m: None, start=5000, progress=progress)
+    assert [(p["first_case"], p["cases"], p["outcomes"]) for p in snapshots] == [(5000, 1000, {"decoded": 1000}), (5000, 2000, {"decoded": 2000})]
+    snapshots.clear()
+    r = fuzz.run_arch("hevrc", 800, 0, {"timeout": 10, "wall_timeout": 300}, log=lambda m: None, start=5000, progress=snapshots.append)
+    assert (r["first_case"], r["cases"], r["outcomes"], snapshots) == (5000, 800, {"decoded": 800}, [])
 
 
 # -----------------------------------------------------------------------------
