@@ -237,12 +237,15 @@ def test_ship_weights_replaces_file_and_manifest(tmp_path, monkeypatch):
     manifest = {"rdc-versatile": {"file": "rdc-versatile-old.safetensors", "stage": "stage0", "images": 100}}
     plan = PLANS["rdc-versatile"]
     report = release.ChunkReport("x", "stage0", 0, 10, 80, 1.0, export, eval={"kodak_psnr_beta1": 27.0, "curves": {}},
-                                 eval_command="compressai-rdc eval --model rdc-versatile:weights=/tmp/a.safetensors,rate=0")
+                                 eval_command="compressai-rdc eval --dataset m=/d:model=mobilenetv2_100,weights=/c/mnv2.safetensors "
+                                              "--model rdc-versatile:weights=/tmp/a.safetensors,rate=0 --model rdc-versatile:name=b,weights=/tmp/a.safetensors --threads 2")
     dest = release.ship_weights(plan, plan.stages[0], export, 10, report, manifest)
     assert dest.read_bytes() == b"new weights" and not (tmp_path / "rdc-versatile-old.safetensors").exists()
     saved = json.loads((tmp_path / "release.json").read_text())["rdc-versatile"]
     assert saved["file"] == dest.name and saved["step"] == 10 and saved["images"] == 180 and saved["beta"] == 1.0
-    assert saved["eval"] == {"kodak_psnr_beta1": 27.0} and "weights=<file>" in saved["eval_command"]
+    assert saved["eval"] == {"kodak_psnr_beta1": 27.0}
+    assert saved["eval_command"] == ("compressai-rdc eval --dataset m=/d:model=mobilenetv2_100,weights=/c/mnv2.safetensors "
+                                     "--model rdc-versatile:weights=<file>,rate=0 --model rdc-versatile:name=b,weights=<file> --threads 2")
 
 
 def test_release_status_command(capsys):

@@ -511,7 +511,8 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
     manifest[plan.model] = {
         "file": dest.name, "sha256": digest, "stage": stage.name, "recipe": stage.config, "step": step,
         "images": images, "beta": 0.0 if stage.residual else 1.0, "eval": {k: v for k, v in report.eval.items() if k != "curves"},
-        "eval_command": re.sub(r"weights=[^,]+", "weights=<file>", report.eval_command),
+        # the evaluated weights file (a run folder's export) becomes <file>; other files (a classifier's) stay
+        "eval_command": re.sub(r"(--model [^\s:]+:(?:[^\s]*,)?weights=)[^,\s]+", r"\1<file>", report.eval_command),
     }
     write_manifest(manifest)
     if old and old != dest.name and (weights_dir() / old).is_file():
