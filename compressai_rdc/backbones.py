@@ -152,10 +152,11 @@ def create_backbone(
         if not p.is_file():
             raise WeightsNotFoundError(f"weights file for backbone {name!r} not found: {str(p)!r}")
         sd = _file_state_dict(name, p, target)
-    model = timm.create_model(name, pretrained=False, **kwargs)
-    own = model.state_dict()
-    if features_only and all(k in sd for k in own if _not_counter(k)):  # timm's feature extractors keep the classifier's keys
-        model.load_state_dict({k: sd[k] for k in own if k in sd}, strict=False)  # only BN counters may be absent
+    model = timm.create_model(name, pretrained=False, **kwargs) if features_only else None
+    own = model.state_dict() if model is not None else {}
+    if model is not None and all(k in sd for k in own if _not_counter(k)):
+        # timm's feature extractors keep the classifier's keys; only BN counters may be absent
+        model.load_state_dict({k: sd[k] for k in own if k in sd}, strict=False)
     else:  # timm applies it (and adapts the head when num_classes differs)
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(state_dict=sd), **kwargs)
     if frozen:
@@ -217,8 +218,7 @@ def fold_batch_norms(model: nn.Module, probe: torch.Tensor, tol: float = 1e-3) -
     error = (folded(probe) - reference).abs().max().item()
     if error > tol:
         raise InvalidArgumentError(f"fold_batch_norms: the folded model differs by {error:.2e} > {tol} on the probe; left unfolded")
-    model.load_state_dict(folded.state_dict(), strict=False)
-    for conv_name, bn_name in pairs:
+    for conv_name, bn_name in pairs:  # the folded modules replace the originals; nothing else changed
         _set_child(model, conv_name, folded.get_submodule(conv_name))
         _set_child(model, bn_name, folded.get_submodule(bn_name))
     return [bn for _, bn in pairs]
