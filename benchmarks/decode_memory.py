@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
+
+from _proc import run_child
 
 CHILD = r"""
 import sys, torch
@@ -34,12 +35,8 @@ net.update(force=True)
 small = codec.encode(net, torch.rand(1, 3, 64, 64))
 big = codec.encode(net, torch.rand(1, 3, size, size))
 codec.decode(small, net)
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-open("/proc/self/clear_refs", "w").write("5")
-before = rss("VmRSS")
+from _proc import reset_peak, rss
+before = reset_peak()
 codec.decode(big, net, limits=DecodeLimits(max_pixels=1 << 26, max_memory=1 << 40, tile=None))  # untiled: the per-pixel figure
 h = codec.read_header(big)
 hp, wp = h.padded_size
@@ -57,7 +54,7 @@ def main(argv=None) -> int:
 
     rows = []
     for name in args.model or MODELS.names():
-        out = subprocess.run([sys.executable, "-c", CHILD, name, str(args.size)], capture_output=True, text=True, check=True)
+        out = run_child(CHILD, name, str(args.size))
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     return 0

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
+
+from _proc import run_child
 
 CHILD = r"""
 import json, sys, time, torch
@@ -34,12 +35,8 @@ fp = fpm.fixed_point(h_s)
 n = side // 64
 z = torch.randint(-8, 9, (1, h_s[0].weight.shape[0], n, n), generator=torch.Generator().manual_seed(1)).double()
 fp._whole(z[..., :2, :2])
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-open("/proc/self/clear_refs", "w").write("5")
-before = rss("VmRSS")
+from _proc import reset_peak, rss
+before = reset_peak()
 t0 = time.process_time()
 out = fp._whole(z) if mode == "whole" else fp(z)
 cpu = time.process_time() - t0
@@ -64,9 +61,7 @@ def main(argv=None) -> int:
             outs = []
             for mode in ("whole", "tiled"):
                 path = f"{tmp}/{name}.{mode}.pt"
-                r = subprocess.run([sys.executable, "-c", CHILD, name, str(args.size), mode, path], capture_output=True, text=True)
-                if r.returncode:
-                    raise SystemExit(r.stderr[-3000:])
+                r = run_child(CHILD, name, str(args.size), mode, path)
                 print(r.stdout.strip(), flush=True)
                 outs.append(torch.load(path))
             print(json.dumps({"model": name, "size": args.size, "same_bits": bool(torch.equal(*outs))}), flush=True)

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _proc import run_child
 
 CHILD = r"""
 import json, sys, time
@@ -47,14 +48,10 @@ def image(n, seed=0):
     x = torch.rand(1, 3, max(n // 16, 2), max(n // 16, 2), generator=g)
     return torch.nn.functional.interpolate(x, size=(n, n), mode="bicubic", align_corners=False).clamp(0, 1)
 codec.decode(codec.encode(net, image(64)), net)  # warm-up
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
+from _proc import reset_peak, rss
 if op == "encode":
     x = image(size)
-    open("/proc/self/clear_refs", "w").write("5")
-    before = rss("VmRSS")
+    before = reset_peak()
     t0 = time.perf_counter()
     data = codec.encode(net, x, tile=tile)
     seconds = time.perf_counter() - t0
@@ -62,8 +59,7 @@ if op == "encode":
     extra = {"bpp": round(codec.bits_per_pixel(data), 5)}
 else:
     data = open(path, "rb").read()
-    open("/proc/self/clear_refs", "w").write("5")
-    before = rss("VmRSS")
+    before = reset_peak()
     t0 = time.perf_counter()
     x_hat = codec.decode(data, net, limits=DecodeLimits(max_memory=1 << 40, tile=tile))
     seconds = time.perf_counter() - t0
@@ -76,10 +72,7 @@ print(json.dumps({"op": op, "size": size, "tile": tile, "seconds": round(seconds
 
 
 def _run(args, op: str, size: int, tile: int, path: Path) -> dict:
-    cmd = [sys.executable, "-c", CHILD, op, args.model, "1" if args.random else "0", str(size), str(tile), str(path)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{op} {size}² tile={tile} failed:\n{out.stderr[-3000:]}")
+    out = run_child(CHILD, op, args.model, "1" if args.random else "0", str(size), str(tile), str(path))
     row = json.loads(out.stdout.strip().splitlines()[-1])
     print(json.dumps(row), flush=True)
     return row

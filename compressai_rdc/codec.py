@@ -139,7 +139,8 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # -----------------------------------------------------------------------------
 # Encode / decode
 # -----------------------------------------------------------------------------
-#: ``encode``'s default ``tile``: the :func:`~compressai_rdc.utils.tiling.tiling` block in force, else 1024
+#: ``encode``'s default ``tile``: the :func:`~compressai_rdc.utils.tiling.tiling` block in force, else
+#: the model's ``encode_tile`` hook (1024; ``hevrc`` 512)
 INHERIT = "inherit"
 
 
@@ -150,7 +151,7 @@ def _tiles(model: nn.Module, tile: "Union[int, tiling.Tiling, None, str]", *, an
     if isinstance(tile, str) and tile == INHERIT:
         if tiling.active():
             return contextlib.nullcontext()
-        tile = tiling.DEFAULT_TILE
+        tile = hooks(model).encode_tile if analysis else tiling.DEFAULT_TILE
     if tile is None:
         return tiling.tiling(synthesis_channels_last=not analysis)
     if not isinstance(tile, tiling.Tiling):
@@ -193,8 +194,9 @@ def encode(
             (:mod:`compressai_rdc.utils.tiling`; a multiple of the padding
             multiple). ``None``: never tile. The default (:data:`INHERIT`) is the
             tiling of an enclosing :func:`~compressai_rdc.utils.tiling.tiling`
-            block (rate control's search runs in one), else 1024: images up to
-            1024² code exactly as before. A :class:`~compressai_rdc.utils.tiling.Tiling`
+            block (rate control's search runs in one), else the model's
+            ``encode_tile`` hook (1024; ``hevrc`` 512, whose SFT-conditioned analysis
+            holds more features per pixel): images up to that size code untiled. A :class:`~compressai_rdc.utils.tiling.Tiling`
             also sets the analysis halo (smaller than exact: for measurements).
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
             For a bpp target use :func:`compressai_rdc.ratecontrol.encode_to_target`.

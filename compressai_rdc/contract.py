@@ -34,6 +34,8 @@ hook                                       meaning                              
                                            synthesis (:mod:`compressai_rdc.utils.tiling`)         is never tiled)
 ``tiled_decode_bytes_per_pixel``           decoder memory per padded pixel outside the tiles     640 (as untiled)
                                            when the synthesis is tiled (decode limits)
+``encode_tile``                            side (pixels) of ``encode``'s analysis tiles when the  1024
+                                           call does not say (memory of one region's features)
 ``rate_likelihoods(x, **controls)``        likelihoods without the synthesis transform           ``forward(...)["likelihoods"]``
 ``rate_control(x, control, **fixed)``      the scalar rate control of this model on ``x``         :func:`compressai_rdc.ratecontrol.generic_rate_control`
 =========================================  ====================================================  =====================
@@ -46,6 +48,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol,
 
 from torch import Tensor
 
+from compressai_rdc.utils.tiling import DEFAULT_TILE
+
 if TYPE_CHECKING:  # pragma: no cover
     from compressai_rdc.ratecontrol import RateControl
 
@@ -53,6 +57,8 @@ __all__ = ["RESERVED_NAMES", "Codec", "CodecHooks", "accepted_names", "accepts",
 
 #: default padding multiple (CompressAI's hyperprior models downsample by 64)
 DEFAULT_DOWNSAMPLING = 64
+#: default side of encode's analysis tiles
+DEFAULT_ENCODE_TILE = DEFAULT_TILE
 #: default latent stride (ICM block size)
 DEFAULT_STRIDE = 16
 #: default bound on latent symbols per padded pixel in one substream
@@ -88,6 +94,7 @@ class Codec(Protocol):
     entropy_checks: bool
     synthesis_halo: Optional[int]
     tiled_decode_bytes_per_pixel: float
+    encode_tile: int
 
     def forward(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
 
@@ -125,6 +132,9 @@ class CodecHooks:
     #: tiles it under :func:`compressai_rdc.utils.tiling.tiling` with this halo (latent units)
     synthesis_halo: Optional[int] = None
     tiled_decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
+    #: ``encode``'s tile side when the caller gives none (:data:`compressai_rdc.codec.INHERIT`):
+    #: images up to this size code untiled; a model with large features per pixel lowers it
+    encode_tile: int = DEFAULT_ENCODE_TILE
 
     def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
         """``None``: the codec bounds ``shape`` by the image size only."""
@@ -181,7 +191,7 @@ class _Foreign(CodecHooks):
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
         for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "entropy_checks", "synthesis_halo",
-                     "tiled_decode_bytes_per_pixel", "stream_shape", "stream_controls",
+                     "tiled_decode_bytes_per_pixel", "encode_tile", "stream_shape", "stream_controls",
                      "substream_layers", "check_controls", "layers_read",
                      "rate_likelihoods", "rate_control"):
             if hasattr(model, name):

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from PIL import Image
 from compressai_rdc import codec
 from compressai_rdc.cli import main
 from compressai_rdc.zoo import create_model, load_into, load_state_dict_file, save_weights
-from compressai_rdc.errors import InvalidArgumentError
+from compressai_rdc.errors import InvalidArgumentError, RDCError
 from compressai_rdc.eval import bd_table, parse_dataset, parse_spec, run_evaluation
 from compressai_rdc.eval.build import build_codecs, build_dataset, detect_task
 from compressai_rdc.eval.metrics import compute_metrics, resolve_metrics
@@ -319,6 +320,67 @@ def test_torchrun_sharding_matches_single_process(toy_data, tmp_path):
         for key in ("bpp", "psnr-rgb", "top-1", "top-5"):
             assert [math.inf if v is None else v for v in two[key]] == pytest.approx([math.inf if v is None else v for v in one[key]], rel=1e-9), key
         assert json.loads((tmp_path / "two" / "cls" / f"{codec}.json").read_text())["n_images"] == 3
+
+
+@pytest.mark.slow
+def test_jobs_shard_like_torchrun_with_the_same_results(toy_data, tmp_path):
+    """``--jobs 2`` (the default on a 2-core CPU) starts the torchrun code path itself."""
+    torch.manual_seed(0)  # a random model is built in each process: give both the same weights from a file
+    net = create_model("rdc-versatile").eval()
+    net.update(force=True)
+    w = save_weights(net, tmp_path / "w.safetensors", half=False)[0]
+    common = ["--dataset", f"cls={toy_data / 'cls'}", "--codec", "jpeg:quality=10|50",
+              "--model", f"rdc-versatile:weights={w},rate=0|3", "--metrics", "psnr,ms-ssim", "--no-plots", "--quiet"]
+    assert main(["eval", *common, "--jobs", "1", "--out", str(tmp_path / "one")]) == 0
+    assert main(["eval", *common, "--jobs", "2", "--out", str(tmp_path / "two")]) == 0
+    for ds, codec in (("cls", "uncompressed"), ("cls", "jpeg"), ("cls", "rdc-versatile")):
+        one = json.loads((tmp_path / "one" / ds / f"{codec}.json").read_text())
+        two = json.loads((tmp_path / "two" / ds / f"{codec}.json").read_text())
+        assert two["n_images"] == one["n_images"] == 3
+        for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "top-1"):
+            if key in one["results"]:
+                assert [math.inf if v is None else v for v in two["results"][key]] == pytest.approx(
+                    [math.inf if v is None else v for v in one["results"][key]], rel=1e-9), (ds, codec, key)
+    assert "--jobs 2" in (tmp_path / "two" / "report.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv, error, message", [
+    (["--model", "rdc-versatile:weights=/no/such/file.safetensors"], "WeightsNotFoundError", "/no/such/file.safetensors"),
+    (["--model", "rdc-versatile:speed=3"], "InvalidArgumentError", "unknown operating-point key"),
+])
+def test_jobs_raise_a_worker_error_with_its_type(toy_data, tmp_path, argv, error, message):
+    """An error inside a worker process stops the run and is raised again in the caller, typed."""
+    from compressai_rdc.cli.eval import run
+    from compressai_rdc.cli import build_parser
+
+    args = build_parser().parse_args(["eval", "--dataset", f"rd={toy_data / 'rd'}", "--out", str(tmp_path / "o"), "--quiet", "--jobs", "2", *argv])
+    with pytest.raises(RDCError, match=re.escape(message)) as info:
+        run(args)
+    assert type(info.value).__name__ == error
+
+
+def test_plan_jobs(monkeypatch):
+    from compressai_rdc.cli import eval as cli_eval
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(cli_eval, "available_cores", lambda: 4)
+    assert cli_eval.plan_jobs("auto", None, "cpu") == (4, 1)  # one single-threaded process per core
+    assert cli_eval.plan_jobs("auto", 2, "cpu") == (1, 2)  # --threads given: the user chose the cores
+    assert cli_eval.plan_jobs("auto", None, "cuda") == (1, None)
+    assert cli_eval.plan_jobs("2", None, "cpu") == (2, 2)  # the cores shared out
+    assert cli_eval.plan_jobs("3", 1, "cpu") == (3, 1)
+    monkeypatch.setattr(cli_eval, "available_cores", lambda: 1)
+    assert cli_eval.plan_jobs("auto", None, "cpu") == (1, None)
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(InvalidArgumentError, match="valid: a positive integer or 'auto'"):
+            cli_eval.plan_jobs(bad, None, "cpu")
+    with pytest.raises(InvalidArgumentError, match="valid on a GPU: --jobs 1"):
+        cli_eval.plan_jobs("2", None, "cuda:0")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun the processes exist already
+    assert cli_eval.plan_jobs("auto", None, "cpu") == (1, None)
+    with pytest.raises(InvalidArgumentError, match="under torchrun"):
+        cli_eval.plan_jobs("2", None, "cpu")
 
 
 # -- the cognition protocol on the real data -----------------------------------------------

@@ -350,3 +350,31 @@ def test_hevrc_tiled_decode_subtiles_the_high_resolution_stages(count_tiles, mon
     assert len(subtiles) > 6, "the high-resolution stages did not sub-tile"
     assert all(h <= (4 + 2) * 4 and w <= (4 + 2) * 4 for h, w in subtiles)  # 4 + halo 1 per side, 4 px per latent unit
     assert (tiled - whole).abs().max() < TOL
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_encode_tiles_at_the_models_encode_tile_unless_told(name, monkeypatch):
+    """``encode`` without ``tile`` analyses in tiles of the model's ``encode_tile`` hook
+    (``hevrc``: 512, its SFT-conditioned analysis holds more features per pixel); a
+    ``tile=`` or an enclosing ``tiling`` block wins; ``tile=None`` never tiles."""
+    from compressai_rdc.contract import hooks
+
+    assert hooks(create_model(name)).encode_tile == (512 if name == "hevrc" else tiling.DEFAULT_TILE)
+    net = _small(name)
+    net.encode_tile = 128
+    seen = []
+    real = tiling.tiling
+
+    def spy(*a, **k):
+        seen.append(k.get("analysis"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(tiling, "tiling", spy)
+    x = _image(64, 256)
+    default = codec.encode(net, x, **_controls(net))
+    assert [t.tile for t in seen] == [128]
+    seen.clear()
+    assert codec.encode(net, x, tile=128, **_controls(net)) == default  # the same call, said explicitly
+    codec.encode(net, x, tile=256, **_controls(net))
+    codec.encode(net, x, tile=None, **_controls(net))
+    assert [t and t.tile for t in seen] == [128, 256, None]

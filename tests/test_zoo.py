@@ -17,7 +17,7 @@ from compressai_rdc import hookimpl
 from compressai_rdc._plugins import register_plugin, unregister_plugin
 from compressai_rdc.errors import ChecksumError, InvalidArgumentError, WeightsFormatError, WeightsNotFoundError
 from compressai_rdc.registry import WeightSpec
-from compressai_rdc.zoo import WEIGHTS_ENV, create_model, get_factory, load_into, save_weights, sha256_file
+from compressai_rdc.zoo import WEIGHTS_ENV, create_model, get_factory, load_into, load_state_dict_file, save_weights, sha256_file
 from compressai_rdc.zoo import _pretrained
 
 
@@ -114,6 +114,12 @@ def test_explicit_weights_path_and_folder(zoo_model):
         assert torch.equal(v, b.state_dict()[k]) and torch.equal(v, c.state_dict()[k])
     with pytest.raises(WeightsNotFoundError, match="not found"):
         create_model("zoo-test", weights=path.parent / "missing.safetensors")
+    # the low-level reader too (the eval's --compressai checkpoint= and --model weights= paths), typed
+    for missing in (path.parent / "missing.safetensors", path.parent / "folder.safetensors"):
+        if missing.name.startswith("folder"):
+            missing.mkdir()
+        with pytest.raises(WeightsNotFoundError, match=f"weights file .*{missing.name}.* not found"):
+            load_state_dict_file(missing)
 
 
 def test_corrupt_file_fails_checksum(zoo_model, monkeypatch, tmp_path):

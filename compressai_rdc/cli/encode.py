@@ -26,7 +26,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
 from compressai_rdc.errors import InvalidArgumentError
 
@@ -47,16 +47,23 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, with_name: bool = Tr
 
 
 def add_tile_argument(parser: argparse.ArgumentParser, verb: str) -> None:
-    """``--tile PIXELS`` (default 1024, 0 = never tile): :mod:`compressai_rdc.utils.tiling`."""
+    """``--tile PIXELS`` (0 = never tile): :mod:`compressai_rdc.utils.tiling`. The encoder's
+    default is the model's ``encode_tile`` hook, the decoder's 1024."""
     from compressai_rdc.utils.tiling import DEFAULT_TILE
 
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE,
+    default = "the model's encode_tile: 1024, hevrc 512" if verb == "analyse" else DEFAULT_TILE
+    parser.add_argument("--tile", type=int, default=None if verb == "analyse" else DEFAULT_TILE,
                         help=f"{verb} images larger than this many pixels (height or width) in overlapping tiles of this side, "
-                        f"in bounded memory (a multiple of 16; 64 for hevrc); 0 = never tile (default {DEFAULT_TILE})")
+                        f"in bounded memory (a multiple of 16; 64 for hevrc); 0 = never tile (default: {default})")
 
 
-def tile_value(tile: int) -> Optional[int]:
-    """The ``tile`` argument of :mod:`compressai_rdc.codec` for ``--tile`` (0 → ``None``)."""
+def tile_value(tile: Optional[int]) -> "Union[int, None, str]":
+    """The ``tile`` argument of :mod:`compressai_rdc.codec` for ``--tile`` (0 → ``None``,
+    not given → :data:`compressai_rdc.codec.INHERIT`: the model's own default)."""
+    if tile is None:
+        from compressai_rdc.codec import INHERIT
+
+        return INHERIT
     if tile < 0:
         raise InvalidArgumentError(f"--tile {tile} must be 0 (never tile) or a positive number of pixels")
     return tile or None
@@ -151,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from compressai_rdc import codec
     from compressai_rdc.registry import QMAP_STRATEGIES
     from compressai_rdc.codec import pad_multiple
+    from compressai_rdc.contract import hooks
     from compressai_rdc.ratecontrol import encode_to_target
     from compressai_rdc.utils.tiling import Tiling, check_tile, tiling
 
@@ -164,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         if args.qmap_strategy is not None:
             extra["qmap_strategy"] = args.qmap_strategy
         tile = tile_value(args.tile)
+        if tile == codec.INHERIT:
+            tile = hooks(model).encode_tile
         cfg = None if tile is None else Tiling(check_tile(tile, pad_multiple(model)))
         with tiling(synthesis=cfg, analysis=cfg):  # the search's probes and its final codec.encode
             data, report = encode_to_target(model, x, args.target_bpp, method=args.method, **extra)

@@ -365,6 +365,14 @@ def build_registered_codec(spec: Spec) -> LearnedCodec:
     return codec
 
 
+def check_compressai_architecture(name: str) -> None:
+    """Raise :class:`InvalidArgumentError` unless ``name`` is in CompressAI's image zoo."""
+    from compressai.zoo.image import model_architectures
+
+    if name not in model_architectures:
+        raise InvalidArgumentError(f"unknown CompressAI architecture {name!r}; valid: {', '.join(sorted(model_architectures))}")
+
+
 def build_compressai_codec(spec: Spec) -> LearnedCodec:
     """A CompressAI zoo architecture from ``ARCH:checkpoint=a.safetensors|b.safetensors``.
 
@@ -377,10 +385,7 @@ def build_compressai_codec(spec: Spec) -> LearnedCodec:
     from compressai.zoo import image_models
     from compressai.zoo.image import model_architectures
 
-    if spec.name not in model_architectures:
-        raise InvalidArgumentError(
-            f"unknown CompressAI architecture {spec.name!r}; valid: {', '.join(sorted(model_architectures))}"
-        )
+    check_compressai_architecture(spec.name)
     from compressai_rdc.zoo import load_into, load_state_dict_file
     from compressai_rdc.zoo._pretrained import clean_state_dict
 
@@ -423,6 +428,7 @@ __all__ = [
     "Uncompressed",
     "build_classical_codec",
     "build_compressai_codec",
+    "check_compressai_architecture",
     "build_registered_codec",
     "synchronize",
     "to_uint8",

@@ -469,6 +469,10 @@ class HEVRC(CodecHooks, CompressionModel):
     #: memory per padded pixel of a tiled decode outside the tiles: at most ≈ 60 from one 2048²
     #: measurement with 512-px tiles (``python benchmarks/tiled_memory.py``, docs/tiling.md), doubled
     tiled_decode_bytes_per_pixel: int = 128
+    #: the SFT-conditioned analysis holds ≈ 2× the features per pixel of the RDC models (image and
+    #: map paths); with 1024-px tiles (regions of 1280² with the halo) a 4096² encode peaked at
+    #: 2085 MiB, above the 2 GB bound; 512-px tiles (docs/tiling.md, benchmarks/tiled_memory.py)
+    encode_tile: int = 512
 
     @property
     def synthesis_halo(self) -> Optional[int]:

@@ -109,6 +109,8 @@ def load_state_dict_file(path: PathLike, sha256: Optional[str] = None) -> Dict[s
             f"{str(path)!r} is not a .safetensors file; compressai-rdc never unpickles weights. "
             "Convert a trusted checkpoint with `safetensors.torch.save_file(state_dict, 'x.safetensors')`."
         )
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file {str(path)!r} not found" + (" (it is a folder)" if path.is_dir() else ""))
     if sha256 is not None:
         actual = sha256_file(path)
         if actual != sha256:
