@@ -319,6 +319,20 @@ def plugin_info() -> List[PluginInfo]:
     return sorted(_info.values(), key=lambda p: (not p.builtin, p.name))
 
 
+def runtime_registrations() -> List[str]:
+    """Entries registered in this process at run time (:func:`register_plugin`, a direct
+    ``Registry.register``), as ``"kind 'name' (plugin)"``: a fresh process, which loads
+    only the built-in and entry-point plugins, does not have them (``eval --jobs``)."""
+    _fill_all()
+    out = []
+    for registry in REGISTRIES.values():
+        for entry in registry.entries():
+            info = _info.get(entry.plugin)
+            if info is None or info.distribution is None:
+                out.append(f"{registry.kind} {entry.name!r} ({entry.plugin})")
+    return out
+
+
 def blocked_plugins() -> List[str]:
     """Entry-point names present but not loaded because of the environment."""
     pm = load_plugins()

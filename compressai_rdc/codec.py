@@ -140,7 +140,7 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # Encode / decode
 # -----------------------------------------------------------------------------
 #: ``encode``'s default ``tile``: the :func:`~compressai_rdc.utils.tiling.tiling` block in force, else
-#: the model's ``encode_tile`` hook (1024; ``hevrc`` 512)
+#: the model's ``encode_tile`` hook (1024; 512 for the SFT-conditioned ``hevrc`` and ``rdc-qmap``)
 INHERIT = "inherit"
 
 
@@ -195,8 +195,9 @@ def encode(
             multiple). ``None``: never tile. The default (:data:`INHERIT`) is the
             tiling of an enclosing :func:`~compressai_rdc.utils.tiling.tiling`
             block (rate control's search runs in one), else the model's
-            ``encode_tile`` hook (1024; ``hevrc`` 512, whose SFT-conditioned analysis
-            holds more features per pixel): images up to that size code untiled. A :class:`~compressai_rdc.utils.tiling.Tiling`
+            ``encode_tile`` hook (1024; 512 for ``hevrc`` and ``rdc-qmap``, whose
+            SFT-conditioned analysis holds more features per pixel): images up to
+            that size code untiled. A :class:`~compressai_rdc.utils.tiling.Tiling`
             also sets the analysis halo (smaller than exact: for measurements).
         **controls: passed to ``model.compress`` (e.g. ``rate=3.5, layers=4``).
             For a bpp target use :func:`compressai_rdc.ratecontrol.encode_to_target`.
@@ -361,7 +362,7 @@ def decode(
         kwargs["layers"] = read
     if header.checks:
         kwargs["checks"] = header.checks
-    with _tiles(model, limits.tile, analysis=False):
+    with _tiles(model, limits.tile_for(model), analysis=False):
         x_hat = _decompress(model, _guarded(strings, header, model), header, kwargs)
     hp, wp = header.padded_size
     if tuple(x_hat.shape) != (header.batch, 3, hp, wp):

@@ -36,6 +36,8 @@ hook                                       meaning                              
                                            when the synthesis is tiled (decode limits)
 ``encode_tile``                            side (pixels) of ``encode``'s analysis tiles when the  1024
                                            call does not say (memory of one region's features)
+``decode_tile``                            side (pixels) of ``decode``'s synthesis tiles when     1024
+                                           the limits do not say (:class:`~compressai_rdc.limits.DecodeLimits`)
 ``rate_likelihoods(x, **controls)``        likelihoods without the synthesis transform           ``forward(...)["likelihoods"]``
 ``rate_control(x, control, **fixed)``      the scalar rate control of this model on ``x``         :func:`compressai_rdc.ratecontrol.generic_rate_control`
 =========================================  ====================================================  =====================
@@ -57,7 +59,7 @@ __all__ = ["RESERVED_NAMES", "Codec", "CodecHooks", "accepted_names", "accepts",
 
 #: default padding multiple (CompressAI's hyperprior models downsample by 64)
 DEFAULT_DOWNSAMPLING = 64
-#: default side of encode's analysis tiles
+#: default side of encode's analysis and decode's synthesis tiles
 DEFAULT_ENCODE_TILE = DEFAULT_TILE
 #: default latent stride (ICM block size)
 DEFAULT_STRIDE = 16
@@ -95,6 +97,7 @@ class Codec(Protocol):
     synthesis_halo: Optional[int]
     tiled_decode_bytes_per_pixel: float
     encode_tile: int
+    decode_tile: int
 
     def forward(self, x: Tensor, **controls: Any) -> Dict[str, Any]: ...
 
@@ -135,6 +138,9 @@ class CodecHooks:
     #: ``encode``'s tile side when the caller gives none (:data:`compressai_rdc.codec.INHERIT`):
     #: images up to this size code untiled; a model with large features per pixel lowers it
     encode_tile: int = DEFAULT_ENCODE_TILE
+    #: ``decode``'s tile side when :attr:`DecodeLimits.tile <compressai_rdc.limits.DecodeLimits>`
+    #: is left at its default (``"model"``)
+    decode_tile: int = DEFAULT_ENCODE_TILE
 
     def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
         """``None``: the codec bounds ``shape`` by the image size only."""
@@ -191,7 +197,7 @@ class _Foreign(CodecHooks):
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
         for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "entropy_checks", "synthesis_halo",
-                     "tiled_decode_bytes_per_pixel", "encode_tile", "stream_shape", "stream_controls",
+                     "tiled_decode_bytes_per_pixel", "encode_tile", "decode_tile", "stream_shape", "stream_controls",
                      "substream_layers", "check_controls", "layers_read",
                      "rate_likelihoods", "rate_control"):
             if hasattr(model, name):

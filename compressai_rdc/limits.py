@@ -34,7 +34,7 @@ what is wrong and what is valid.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +44,8 @@ from compressai_rdc.contract import DEFAULT_DECODE_BYTES_PER_PIXEL, DEFAULT_SYMB
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.utils.tiling import DEFAULT_TILE, check_tile
 
+#: :attr:`DecodeLimits.tile` default: the model's ``decode_tile`` hook decides
+MODEL_TILE = "model"
 #: default bound on B × padded H × padded W (4096²)
 DEFAULT_MAX_PIXELS = 1 << 24
 #: default bound on the memory a decode may plan for, in bytes (4 GiB)
@@ -78,19 +80,29 @@ class DecodeLimits:
         tile: side, in pixels, of the tiles the synthesis runs in when the
             padded image is larger than this in height or width (a multiple of
             the model's padding multiple: 16 for the RDC models, 64 for
-            ``hevrc``); ``None``: never tile. The tiled output equals the untiled
-            one up to float rounding (:mod:`compressai_rdc.utils.tiling`).
+            ``hevrc``); ``None``: never tile; :data:`MODEL_TILE` (the default):
+            the model's ``decode_tile`` hook (1024; ``rdc-qmap`` 512). The tiled
+            output equals the untiled one up to float rounding
+            (:mod:`compressai_rdc.utils.tiling`).
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_memory: int = DEFAULT_MAX_MEMORY
-    tile: Optional[int] = DEFAULT_TILE
+    tile: Union[int, None, str] = MODEL_TILE
 
     def __post_init__(self) -> None:
         _positive_int(self.max_pixels, "max_pixels")
         _positive_int(self.max_memory, "max_memory")
-        if self.tile is not None:
+        if self.tile is not None and self.tile != MODEL_TILE:
             _positive_int(self.tile, "tile")
+
+    def tile_for(self, model: nn.Module) -> Optional[int]:
+        """The tile side a decode with ``model`` uses: :attr:`tile`, or the model's ``decode_tile``."""
+        if isinstance(self.tile, str):
+            from compressai_rdc.contract import hooks
+
+            return hooks(model).decode_tile
+        return self.tile
 
     def check(self, header: StreamHeader, model: nn.Module) -> None:
         """Raise :class:`DecodeLimitError` when ``header`` asks for more than these limits.
@@ -104,7 +116,7 @@ class DecodeLimits:
                 f"stream announces {header.batch}x{hp}x{wp} = {pixels} padded pixels, above the decode "
                 f"limit of {self.max_pixels} (raise DecodeLimits.max_pixels / --max-pixels to decode it)"
             )
-        need = planned_memory(header, model, self.tile)
+        need = planned_memory(header, model, self.tile_for(model))
         if need > self.max_memory:
             raise DecodeLimitError(
                 f"decoding this {header.batch}x{hp}x{wp} stream plans for {need / 2**20:.0f} MiB, above the "
@@ -213,6 +225,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DecodeLimitError",
     "DecodeLimits",
+    "MODEL_TILE",
     "bytes_per_pixel",
     "check_image",
     "guard_size",

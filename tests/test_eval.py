@@ -377,6 +377,18 @@ def test_plan_jobs(monkeypatch):
             cli_eval.plan_jobs(bad, None, "cpu")
     with pytest.raises(InvalidArgumentError, match="valid on a GPU: --jobs 1"):
         cli_eval.plan_jobs("2", None, "cuda:0")
+    from compressai_rdc.registry import TASKS
+    from compressai_rdc.tasks.classification import ClassificationTask
+
+    monkeypatch.setattr(cli_eval, "available_cores", lambda: 4)
+    TASKS.register("script-task", ClassificationTask, plugin="my-script")  # a script's own registration
+    try:
+        assert cli_eval.plan_jobs("auto", None, "cpu") == (1, None)  # fresh processes would not have it
+        with pytest.raises(InvalidArgumentError, match=r"task 'script-task' \(my-script\).*valid: --jobs 1"):
+            cli_eval.plan_jobs("2", None, "cpu")
+    finally:
+        TASKS.unregister("script-task")
+    assert cli_eval.plan_jobs("auto", None, "cpu") == (4, 1)
     monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun the processes exist already
     assert cli_eval.plan_jobs("auto", None, "cpu") == (1, None)
     with pytest.raises(InvalidArgumentError, match="under torchrun"):

@@ -88,7 +88,7 @@ def test_forged_4096_container_is_refused_from_its_header(rdc):
     untiled = DecodeLimits(tile=None)
     with pytest.raises(DecodeLimitError, match=r"plans for 6740 MiB, above the decode limit of 4096 MiB"):
         codec.decode(forged, net, limits=untiled)
-    assert planned_memory(codec.read_header(forged), net, DecodeLimits().tile) < DEFAULT_MAX_MEMORY  # tiled: admitted
+    assert planned_memory(codec.read_header(forged), net, DecodeLimits().tile_for(net)) < DEFAULT_MAX_MEMORY  # tiled: admitted
     with pytest.raises(DecodeLimitError, match=r"1x4112x4096 = 16842752 padded pixels, above the decode limit of 16777216"):
         codec.decode(forge(4112, 4096), net)
     # header-only: a stream cut right after its header fails on the limit, not on the truncation

@@ -359,7 +359,7 @@ def test_encode_tiles_at_the_models_encode_tile_unless_told(name, monkeypatch):
     ``tile=`` or an enclosing ``tiling`` block wins; ``tile=None`` never tiles."""
     from compressai_rdc.contract import hooks
 
-    assert hooks(create_model(name)).encode_tile == (512 if name == "hevrc" else tiling.DEFAULT_TILE)
+    assert hooks(create_model(name)).encode_tile == (512 if name in ("hevrc", "rdc-qmap") else tiling.DEFAULT_TILE)
     net = _small(name)
     net.encode_tile = 128
     seen = []
@@ -378,3 +378,33 @@ def test_encode_tiles_at_the_models_encode_tile_unless_told(name, monkeypatch):
     codec.encode(net, x, tile=256, **_controls(net))
     codec.encode(net, x, tile=None, **_controls(net))
     assert [t and t.tile for t in seen] == [128, 256, None]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_decode_tiles_at_the_models_decode_tile_unless_told(name, monkeypatch):
+    """``DecodeLimits()`` (its ``tile`` left at ``MODEL_TILE``) synthesises in tiles of the
+    model's ``decode_tile`` hook (``rdc-qmap``: 512, its residual decode holds two
+    whole-image buffers beside a region); ``DecodeLimits(tile=...)`` wins and plans with it."""
+    from compressai_rdc.contract import hooks
+    from compressai_rdc.limits import MODEL_TILE, planned_memory
+
+    assert hooks(create_model(name)).decode_tile == (512 if name == "rdc-qmap" else tiling.DEFAULT_TILE)
+    net = _small(name)
+    data = codec.encode(net, _image(64, 256), tile=None, **_controls(net))
+    net.decode_tile = 128
+    assert DecodeLimits().tile == MODEL_TILE and DecodeLimits().tile_for(net) == 128
+    assert DecodeLimits(tile=256).tile_for(net) == 256 and DecodeLimits(tile=None).tile_for(net) is None
+    header = codec.read_header(data)
+    assert planned_memory(header, net, DecodeLimits().tile_for(net)) == planned_memory(header, net, 128)
+    seen = []
+    real = tiling.tiling
+
+    def spy(*a, **k):
+        seen.append(k.get("synthesis"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(tiling, "tiling", spy)
+    default = codec.decode(data, net)
+    assert torch.equal(default, codec.decode(data, net, limits=DecodeLimits(tile=128)))
+    codec.decode(data, net, limits=DecodeLimits(tile=256))
+    assert [t and t.tile for t in seen] == [128, 128, 256]

@@ -24,7 +24,7 @@ import argparse
 from pathlib import Path
 from typing import Tuple
 
-from compressai_rdc.cli.encode import add_model_arguments, add_tile_argument, check_output, load_model, tile_value
+from compressai_rdc.cli.encode import add_model_arguments, add_tile_argument, check_output, decode_tile_value, load_model
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError(f"container file not found: {str(args.input)!r}")
     limits = DecodeLimits(**{k: v for k, v in (("max_pixels", args.max_pixels),
                                                ("max_memory", None if args.max_memory_mb is None else args.max_memory_mb << 20))
-                             if v is not None}, tile=tile_value(args.tile))
+                             if v is not None}, tile=decode_tile_value(args.tile))
     data = args.input.read_bytes()
     header = codec.read_header(data)
     model = load_model(header.model_name, args.weights, args.pretrained, args.metric, args.device)

@@ -47,14 +47,19 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, with_name: bool = Tr
 
 
 def add_tile_argument(parser: argparse.ArgumentParser, verb: str) -> None:
-    """``--tile PIXELS`` (0 = never tile): :mod:`compressai_rdc.utils.tiling`. The encoder's
-    default is the model's ``encode_tile`` hook, the decoder's 1024."""
-    from compressai_rdc.utils.tiling import DEFAULT_TILE
-
-    default = "the model's encode_tile: 1024, hevrc 512" if verb == "analyse" else DEFAULT_TILE
-    parser.add_argument("--tile", type=int, default=None if verb == "analyse" else DEFAULT_TILE,
+    """``--tile PIXELS`` (0 = never tile): :mod:`compressai_rdc.utils.tiling`. Not given:
+    the model's ``encode_tile`` / ``decode_tile`` hook."""
+    default = "the model's encode_tile: 1024; hevrc, rdc-qmap 512" if verb == "analyse" else "the model's decode_tile: 1024; rdc-qmap 512"
+    parser.add_argument("--tile", type=int, default=None,
                         help=f"{verb} images larger than this many pixels (height or width) in overlapping tiles of this side, "
                         f"in bounded memory (a multiple of 16; 64 for hevrc); 0 = never tile (default: {default})")
+
+
+def decode_tile_value(tile: Optional[int]) -> "Union[int, None, str]":
+    """:attr:`DecodeLimits.tile <compressai_rdc.limits.DecodeLimits>` for ``--tile`` (not given → the model's)."""
+    from compressai_rdc.limits import MODEL_TILE
+
+    return MODEL_TILE if tile is None else tile_value(tile)
 
 
 def tile_value(tile: Optional[int]) -> "Union[int, None, str]":

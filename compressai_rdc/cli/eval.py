@@ -199,17 +199,22 @@ def plan_jobs(jobs: str, threads: Optional[int], device: str) -> Tuple[int, Opti
     ``auto`` shards the images over one single-threaded process per core on the
     CPU (per-image work at 256² is too small for intra-op threads to pay: the whole
     suite took 613 s with 1 × 2 threads, see docs/evaluation.md) unless ``--threads``
-    was given (the user chose how many cores to use) or the device is a GPU. Under
-    ``torchrun`` the launcher already made the processes: 1 here.
+    was given (the user chose how many cores to use), the device is a GPU, or this
+    process registered something at run time (a script's or a notebook's own model or
+    task: a fresh process would not have it). Under ``torchrun`` the launcher already
+    made the processes: 1 here.
     """
     import os
+
+    from compressai_rdc._plugins import runtime_registrations
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if str(jobs) not in ("auto", "1"):
             raise InvalidArgumentError(f"--jobs {jobs} under torchrun: the processes are torchrun's (--nproc_per_node); valid: --jobs auto or 1")
         return 1, threads
+    local = runtime_registrations()  # a fresh process would not have them
     if str(jobs) == "auto":
-        if threads is not None or not device.startswith("cpu"):
+        if threads is not None or not device.startswith("cpu") or local:
             return 1, threads
         n = available_cores()
         return n, 1 if n > 1 else None
@@ -219,6 +224,9 @@ def plan_jobs(jobs: str, threads: Optional[int], device: str) -> Tuple[int, Opti
         n = 0
     if n < 1:
         raise InvalidArgumentError(f"--jobs {jobs!r} is invalid; valid: a positive integer or 'auto'")
+    if n > 1 and local:
+        raise InvalidArgumentError(f"--jobs {n}: registered in this process at run time, so other processes cannot see them: "
+                                   f"{', '.join(local)}; valid: --jobs 1 (or register them through an entry point)")
     if n > 1 and not device.startswith("cpu"):
         raise InvalidArgumentError(f"--jobs {n} on {device}: processes share one device badly; valid on a GPU: --jobs 1 (or torchrun, one process per GPU)")
     if n > 1 and threads is None:

@@ -91,6 +91,14 @@ class RDCQmap(RDCVersatile):
         in [0, 1], a float, or ``None`` (uniform ``default_qmap``).
     """
 
+    #: the SFT-conditioned primary analysis (image and map paths) and the residual encoder's
+    #: x̂₁ and residual analysis: a 4096² encode peaked at 2133 MiB with 1024-px tiles, above the
+    #: 2 GB bound; 512-px tiles (docs/tiling.md, benchmarks/tiled_memory.py)
+    encode_tile: int = 512
+    #: its default decode (β = 0, four residual layers) keeps x̂₁ and r̂ of the whole image beside one
+    #: region's features: 2051 MiB at 4096² with 1024-px tiles, above 2 GB; 512-px tiles
+    decode_tile: int = 512
+
     def __init__(
         self,
         N: int = 96,

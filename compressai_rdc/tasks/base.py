@@ -94,7 +94,12 @@ class Task(ABC):
 
     @abstractmethod
     def summarize(self, records: Sequence[Any]) -> Dict[str, float]:
-        """Aggregate per-image records into ``{metric: value}`` for :attr:`metric_names`."""
+        """Aggregate per-image records into ``{metric: value}`` for :attr:`metric_names`.
+
+        Called on rank 0 only, with the records of every process already gathered
+        (``eval --jobs`` / ``torchrun``): never synchronise here (a ``torchmetrics``
+        metric needs ``sync_on_compute=False``, or it waits for the other ranks forever).
+        """
 
     def describe(self) -> Dict[str, Any]:
         """Settings written into the result files (model name, weights, ...)."""

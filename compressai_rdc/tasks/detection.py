@@ -121,7 +121,9 @@ class DetectionTask(Task):
     def summarize(self, records: Sequence[Any]) -> Dict[str, float]:
         from torchmetrics.detection import MeanAveragePrecision
 
-        metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
+        # the records of every process are already gathered here (rank 0, eval/runner.py): a torchmetrics
+        # sync would wait at a barrier for ranks that never call summarize (a deadlock under --jobs/torchrun)
+        metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", sync_on_compute=False)
         metric.update([r[0] for r in records], [r[1] for r in records])
         res = metric.compute()
         return {k: 100.0 * float(res[k]) for k in self.metric_names}
