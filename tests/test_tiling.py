@@ -352,6 +352,18 @@ def test_hevrc_tiled_decode_subtiles_the_high_resolution_stages(count_tiles, mon
     assert (tiled - whole).abs().max() < TOL
 
 
+def _spy_tiling(monkeypatch, kind: str) -> list:
+    """The ``kind`` ("analysis" / "synthesis") tiling of every ``tiling.tiling`` block a codec call opens."""
+    seen, real = [], tiling.tiling
+
+    def spy(*a, **k):
+        seen.append(k.get(kind))
+        return real(*a, **k)
+
+    monkeypatch.setattr(tiling, "tiling", spy)
+    return seen
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_encode_tiles_at_the_models_encode_tile_unless_told(name, monkeypatch):
     """``encode`` without ``tile`` analyses in tiles of the model's ``encode_tile`` hook
@@ -362,14 +374,7 @@ def test_encode_tiles_at_the_models_encode_tile_unless_told(name, monkeypatch):
     assert hooks(create_model(name)).encode_tile == (512 if name in ("hevrc", "rdc-qmap") else tiling.DEFAULT_TILE)
     net = _small(name)
     net.encode_tile = 128
-    seen = []
-    real = tiling.tiling
-
-    def spy(*a, **k):
-        seen.append(k.get("analysis"))
-        return real(*a, **k)
-
-    monkeypatch.setattr(tiling, "tiling", spy)
+    seen = _spy_tiling(monkeypatch, "analysis")
     x = _image(64, 256)
     default = codec.encode(net, x, **_controls(net))
     assert [t.tile for t in seen] == [128]
@@ -396,14 +401,7 @@ def test_decode_tiles_at_the_models_decode_tile_unless_told(name, monkeypatch):
     assert DecodeLimits(tile=256).tile_for(net) == 256 and DecodeLimits(tile=None).tile_for(net) is None
     header = codec.read_header(data)
     assert planned_memory(header, net, DecodeLimits().tile_for(net)) == planned_memory(header, net, 128)
-    seen = []
-    real = tiling.tiling
-
-    def spy(*a, **k):
-        seen.append(k.get("synthesis"))
-        return real(*a, **k)
-
-    monkeypatch.setattr(tiling, "tiling", spy)
+    seen = _spy_tiling(monkeypatch, "synthesis")
     default = codec.decode(data, net)
     assert torch.equal(default, codec.decode(data, net, limits=DecodeLimits(tile=128)))
     codec.decode(data, net, limits=DecodeLimits(tile=256))
