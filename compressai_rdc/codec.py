@@ -140,7 +140,7 @@ def _check_controls(model: nn.Module, controls: Dict[str, Any]) -> None:
 # Encode / decode
 # -----------------------------------------------------------------------------
 #: ``encode``'s default ``tile``: the :func:`~compressai_rdc.utils.tiling.tiling` block in force, else
-#: the model's ``encode_tile`` hook (1024; 512 for the SFT-conditioned ``hevrc`` and ``rdc-qmap``)
+#: the model's ``encode_tile`` hook (1024; 512 for the SFT-conditioned ``hevrc`` and ``rdc-qmap``; ``decode_tile`` for a decode)
 INHERIT = "inherit"
 
 
@@ -151,7 +151,7 @@ def _tiles(model: nn.Module, tile: "Union[int, tiling.Tiling, None, str]", *, an
     if isinstance(tile, str) and tile == INHERIT:
         if tiling.active():
             return contextlib.nullcontext()
-        tile = hooks(model).encode_tile if analysis else tiling.DEFAULT_TILE
+        tile = hooks(model).encode_tile if analysis else hooks(model).decode_tile
     if tile is None:
         return tiling.tiling(synthesis_channels_last=not analysis)
     if not isinstance(tile, tiling.Tiling):

@@ -59,8 +59,6 @@ __all__ = ["RESERVED_NAMES", "Codec", "CodecHooks", "accepted_names", "accepts",
 
 #: default padding multiple (CompressAI's hyperprior models downsample by 64)
 DEFAULT_DOWNSAMPLING = 64
-#: default side of encode's analysis and decode's synthesis tiles
-DEFAULT_ENCODE_TILE = DEFAULT_TILE
 #: default latent stride (ICM block size)
 DEFAULT_STRIDE = 16
 #: default bound on latent symbols per padded pixel in one substream
@@ -137,10 +135,10 @@ class CodecHooks:
     tiled_decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
     #: ``encode``'s tile side when the caller gives none (:data:`compressai_rdc.codec.INHERIT`):
     #: images up to this size code untiled; a model with large features per pixel lowers it
-    encode_tile: int = DEFAULT_ENCODE_TILE
+    encode_tile: int = DEFAULT_TILE
     #: ``decode``'s tile side when :attr:`DecodeLimits.tile <compressai_rdc.limits.DecodeLimits>`
     #: is left at its default (``"model"``)
-    decode_tile: int = DEFAULT_ENCODE_TILE
+    decode_tile: int = DEFAULT_TILE
 
     def stream_shape(self, height: int, width: int) -> Optional[Tuple[int, ...]]:
         """``None``: the codec bounds ``shape`` by the image size only."""

@@ -212,9 +212,9 @@ def plan_jobs(jobs: str, threads: Optional[int], device: str) -> Tuple[int, Opti
         if str(jobs) not in ("auto", "1"):
             raise InvalidArgumentError(f"--jobs {jobs} under torchrun: the processes are torchrun's (--nproc_per_node); valid: --jobs auto or 1")
         return 1, threads
-    local = runtime_registrations()  # a fresh process would not have them
     if str(jobs) == "auto":
-        if threads is not None or not device.startswith("cpu") or local:
+        # runtime registrations (a script's own model or task) would be missing in a fresh process
+        if threads is not None or not device.startswith("cpu") or runtime_registrations():
             return 1, threads
         n = available_cores()
         return n, 1 if n > 1 else None
@@ -224,7 +224,8 @@ def plan_jobs(jobs: str, threads: Optional[int], device: str) -> Tuple[int, Opti
         n = 0
     if n < 1:
         raise InvalidArgumentError(f"--jobs {jobs!r} is invalid; valid: a positive integer or 'auto'")
-    if n > 1 and local:
+    local = runtime_registrations() if n > 1 else []
+    if local:
         raise InvalidArgumentError(f"--jobs {n}: registered in this process at run time, so other processes cannot see them: "
                                    f"{', '.join(local)}; valid: --jobs 1 (or register them through an entry point)")
     if n > 1 and not device.startswith("cpu"):
