@@ -94,9 +94,23 @@ def test_release_plan_stages_are_shipped_recipes():
     for plan in PLANS.values():
         for s in plan.stages:
             cfg = load_config(s.config, s.overrides)
-            assert cfg["model"]["name"] == plan.model
+            assert cfg["model"]["name"] == plan.recipe_model
     names = [s.name for s in PLANS["rdc-versatile"].stages]
     assert names == ["stage0", "stage1", "stage2"]
+
+
+def test_the_baseline_plan_has_stage0s_budget():
+    """The same-budget baseline: stage 0's crops, batch, steps and schedule, on CompressAI's mbt2018-mean."""
+    base = load_config(PLANS["mbt2018-mean-baseline"].stages[0].config)
+    stage0 = load_config(PLANS["rdc-versatile"].stages[0].config)
+    assert base["model"]["name"] == "mbt2018-mean" and base["kind"] == "rd"
+    assert base["data"]["crop"] == stage0["data"]["crop"] and base["data"]["batch_size"] == stage0["data"]["batch_size"]
+    assert base["data"]["schedule"] == stage0["data"]["schedule"]
+    for key in ("lr", "steps", "milestones", "gamma"):
+        assert base["optim"][key] == stage0["optim"][key], key
+    plan = PLANS["mbt2018-mean-baseline"]
+    assert release.weights_dir(plan) == Path(release.__file__).resolve().parents[2] / "benchmarks" / "weights"
+    assert release.weights_dir(PLANS["rdc-versatile"]) == release.weights_dir()  # the zoo model ships into the package
 
 
 def test_where_it_stands(tmp_path):
@@ -136,16 +150,42 @@ def test_summarize_reads_the_eval_csv(tmp_path):
         {"dataset": "imagenet-dev-mobilenetv2", "codec": "beta1", "rate": 3, "bpp": 0.2, "psnr-rgb": 28.0, "top-1": 50.0},
     ]
     path = tmp_path / "results.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    _write_results(path, rows)
     s = summarize(path)
     assert s["kodak_psnr_beta1"] == pytest.approx(28.0)  # 0.4 is the log-midpoint of 0.2 and 0.8
     assert s["kodak_psnr_beta0"] is None
     assert s["imagenet_top1_beta1"] == pytest.approx(40 + 20 * (torch.tensor(1.5).log() / torch.tensor(2.0).log()).item(), abs=1e-3)
     assert s["imagenet_top1_beta1_mobilenetv2"] == pytest.approx(s["imagenet_top1_beta1"] - 10, abs=1e-3)
     assert s["curves"]["imagenet-dev-mobilenetv2/beta1"] == [(0.0, 0.1, 30.0), (3.0, 0.2, 50.0)]
+
+
+def _write_results(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_the_baseline_summary_is_its_one_rate_point_and_its_rd_cost(tmp_path):
+    rows = [
+        {"dataset": "kodak", "codec": "same-budget", "rate": 0, "bpp": 0.41, "psnr-rgb": 30.0, "top-1": ""},
+        {"dataset": "imagenet-dev", "codec": "same-budget", "rate": 0, "bpp": 0.52, "psnr-rgb": 29.0, "top-1": 70.4},
+        {"dataset": "imagenet-dev-mobilenetv2", "codec": "same-budget", "rate": 0, "bpp": 0.52, "psnr-rgb": 29.0, "top-1": 61.2},
+    ]
+    path = tmp_path / "results.csv"
+    _write_results(path, rows)
+    plan = PLANS["mbt2018-mean-baseline"]
+    s = summarize(path, plan)
+    assert (s["kodak_bpp"], s["kodak_psnr"], s["imagenet_bpp"], s["imagenet_top1"], s["imagenet_mobilenetv2_top1"]) == (
+        0.41, 30.0, 0.52, 70.4, 61.2)
+    # bpp + λ·255²·MSE with λ = 0.0067 and MSE = 10^-3 (30 dB)
+    assert s["kodak_rd_cost"] == pytest.approx(0.41 + 0.0067 * 65.025, abs=1e-4)
+    _write_results(path, rows + [dict(rows[0], rate=1, bpp=0.6)])
+    with pytest.raises(release.RDCError, match="2 rate points on kodak"):
+        summarize(path, plan)
+    argv = release.eval_argv(tmp_path / "w.safetensors", tmp_path, tmp_path / "out", residual=False, plan=plan)
+    assert argv[argv.index("--compressai") + 1] == f"mbt2018-mean:checkpoint={tmp_path / 'w.safetensors'},name=same-budget"
+    assert "--model" not in argv
 
 
 def test_eval_argv_adds_the_second_classifier_only_when_its_file_is_there(tmp_path):
@@ -174,6 +214,10 @@ def test_is_better_by_stage_objective():
     assert not is_better({"kodak_psnr_beta1": None}, shipped, s0, "stage0", plan)
     assert is_better({"imagenet_top1_beta1": 1.0}, shipped, s1, "stage0", plan)  # further along the plan
     assert is_better({"kodak_psnr_beta1": 20.0}, {"stage": "preliminary-stage1"}, s0, "preliminary-stage1", plan)
+    base = PLANS["mbt2018-mean-baseline"]  # a cost: lower is better
+    shipped = {"stage": "stage0", "eval": {"kodak_rd_cost": 0.9}}
+    assert is_better({"kodak_rd_cost": 0.85}, shipped, base.stages[0], "stage0", base)
+    assert not is_better({"kodak_rd_cost": 0.95}, shipped, base.stages[0], "stage0", base)
 
 
 def test_ledger_rows_append_between_markers(tmp_path):
@@ -189,6 +233,18 @@ def test_ledger_rows_append_between_markers(tmp_path):
     assert len(table) == 4  # header, rule, two rows
     assert table[2] == "| 2026-11-30 | cpu | 95 | stage0 | 0→7000 | 56,000 | 27.12 dB / — | 51.20 % | yes |"
     assert table[3].endswith("| 7000→9000 | 56,000 | 27.12 dB / — | 51.20 % | no |")
+    # another plan's rows go to a table of their own, which its chunks continue from
+    base = PLANS["mbt2018-mean-baseline"]
+    brow = dict(row, step_from=0, step_to=3000, eval={"kodak_bpp": 0.5, "kodak_psnr": 26.42, "imagenet_bpp": 0.61,
+                                                     "imagenet_top1": 55.2, "imagenet_mobilenetv2_top1": None, "kodak_rd_cost": 1.45})
+    append_ledger(doc, brow, base)
+    text = doc.read_text()
+    assert text.split(release.LEDGER_START)[1].split(release.LEDGER_END)[0].strip().splitlines() == table
+    start, end = release.ledger_markers(base)
+    assert "## Training ledger: mbt2018-mean-baseline" in text and text.index(start) > text.index(release.LEDGER_END)
+    btable = text.split(start)[1].split(end)[0].strip().splitlines()
+    assert btable[2] == "| 2026-11-30 | cpu | 95 | stage0 | 0→3000 | 56,000 | 0.500 / 26.42 dB | 0.610 / 55.20 % / — | 1.4500 | yes |"
+    assert release.ledger_step(doc, "stage0", base) == 3000 and release.ledger_step(doc, "stage0") == 9000
 
 
 def test_a_chunk_continues_the_ledger_from_its_last_recorded_step(tmp_path):
@@ -229,8 +285,8 @@ def test_manifest_is_the_zoo_weights_table():
 
 
 def test_ship_weights_replaces_file_and_manifest(tmp_path, monkeypatch):
-    monkeypatch.setattr(release, "weights_dir", lambda: tmp_path)
-    monkeypatch.setattr(release, "manifest_path", lambda: tmp_path / "release.json")
+    monkeypatch.setattr(release, "weights_dir", lambda plan=None: tmp_path)
+    monkeypatch.setattr(release, "manifest_path", lambda plan=None: tmp_path / "release.json")
     (tmp_path / "rdc-versatile-old.safetensors").write_bytes(b"old")
     export = tmp_path / "export.safetensors"
     export.write_bytes(b"new weights")
@@ -258,11 +314,8 @@ def test_release_status_command(capsys):
         release.plan_for("hevrc-unknown")
 
 
-@pytest.mark.slow
-def test_continue_release_trains_every_stage_evaluates_ships_and_writes_the_ledger(tmp_path, monkeypatch):
-    """The whole command on tiny data: stage 0 → I → II in one call (3 steps each), export, the
-    ledger's evaluation through ``compressai-rdc eval``, shipping into a temporary manifest, then a
-    second call that finds the plan finished and continues from the local checkpoint."""
+def _release_data(tmp_path: Path, steps: int):
+    """A tiny data folder (train/, kodak/, imagenet-dev/) and config overrides for ``steps`` steps on it."""
     from compressai_rdc.data import save_image
 
     data = tmp_path / "data"
@@ -270,14 +323,23 @@ def test_continue_release_trains_every_stage_evaluates_ships_and_writes_the_ledg
         save_image(torch.rand(3, 96, 128), data / "train" / f"t{i}.png")
         save_image(torch.rand(3, 64, 64), data / "kodak" / f"kodim0{i + 1}.png")
         save_image(torch.rand(3, 64, 64), data / "imagenet-dev" / f"000{i}_n0144076{i}.png")
-    small = ("data.crop=64", "data.batch_size=2", "data.schedule=[]", "optim.steps=3", "log.every=1", "log.checkpoint_every=0")
+    return data, ("data.crop=64", "data.batch_size=2", "data.schedule=[]", f"optim.steps={steps}", "log.every=1",
+                  "log.checkpoint_every=0")
+
+
+@pytest.mark.slow
+def test_continue_release_trains_every_stage_evaluates_ships_and_writes_the_ledger(tmp_path, monkeypatch):
+    """The whole command on tiny data: stage 0 → I → II in one call (3 steps each), export, the
+    ledger's evaluation through ``compressai-rdc eval``, shipping into a temporary manifest, then a
+    second call that finds the plan finished and continues from the local checkpoint."""
+    data, small = _release_data(tmp_path, steps=3)
     plan = PLANS["rdc-versatile"]
     tiny = ReleasePlan(plan.model, tuple(Stage(s.name, s.config, s.objective, s.residual, small) for s in plan.stages))
     monkeypatch.setitem(release.PLANS, "rdc-versatile", tiny)
     weights = tmp_path / "weights"
     weights.mkdir()
-    monkeypatch.setattr(release, "weights_dir", lambda: weights)
-    monkeypatch.setattr(release, "manifest_path", lambda: weights / "release.json")
+    monkeypatch.setattr(release, "weights_dir", lambda plan=None: weights)
+    monkeypatch.setattr(release, "manifest_path", lambda plan=None: weights / "release.json")
     monkeypatch.setattr(release, "EVAL_RATES", (0, 7))
     ledger = tmp_path / "results.md"
     report = release.continue_release("rdc-versatile", 30.0, runs=tmp_path / "runs", data=data, eval_minutes=5.0,
@@ -305,6 +367,42 @@ def test_continue_release_trains_every_stage_evaluates_ships_and_writes_the_ledg
     assert (adopted.stage, adopted.step_to, adopted.images) == ("stage2", 3, 18)
     assert adopted.eval["kodak_psnr_beta0"] == ev["kodak_psnr_beta0"] and not adopted.shipped
     assert ledger.read_text().count("| stage2 | 0→3 |") == 1
+
+
+@pytest.mark.slow
+def test_the_baseline_plan_continues_a_run_begun_outside_release_evaluates_and_ships_to_its_home(tmp_path, monkeypatch):
+    """``release mbt2018-mean-baseline`` on tiny data: a run folder begun with plain ``train``
+    (2 steps) is continued to the end (4 steps), its one rate point evaluated through
+    ``--compressai``, shipped into the plan's own home and recorded in its own ledger table
+    with all 4 steps (none had a row)."""
+    data, small = _release_data(tmp_path, steps=4)
+    plan = PLANS["mbt2018-mean-baseline"]
+    stage = plan.stages[0]
+    tiny = ReleasePlan(plan.model, (Stage(stage.name, stage.config, stage.objective, overrides=small, minimize=True),),
+                       arch=plan.arch, home=plan.home, evaluation=plan.evaluation)
+    monkeypatch.setitem(release.PLANS, plan.model, tiny)
+    home = tmp_path / "home"
+    monkeypatch.setattr(release, "weights_dir", lambda plan=None: home)
+    monkeypatch.setattr(release, "manifest_path", lambda plan=None: home / "release.json")
+    cfg = load_config(stage.config, small)
+    cfg["data"]["train"] = str(data / "train")
+    runs = tmp_path / "runs"
+    Trainer(cfg, runs / "mbt2018-mean-baseline-stage0", device="cpu", progress=False).fit(max_steps=2)
+    ledger = tmp_path / "results.md"
+    ledger.write_text("# Results\n")
+    report = release.continue_release(plan.model, 30.0, runs=runs, data=data, eval_minutes=5.0, ship=True, ledger=ledger)
+    assert (report.stage, report.step_from, report.step_to, report.images) == ("stage0", 0, 4, 8)
+    ev = report.eval
+    assert set(ev["curves"]) == {"kodak/same-budget", "imagenet-dev/same-budget"}
+    assert ev["kodak_bpp"] == pytest.approx(ev["curves"]["kodak/same-budget"][0][1], abs=1e-4) and ev["kodak_bpp"] > 0
+    assert ev["kodak_rd_cost"] > ev["kodak_bpp"] and ev["imagenet_mobilenetv2_top1"] is None
+    entry = json.loads((home / "release.json").read_text())[plan.model]
+    assert report.shipped and entry["stage"] == "stage0" and entry["step"] == 4 and (home / entry["file"]).is_file()
+    assert entry["eval_command"].count("checkpoint=<file>") == 1
+    start, end = release.ledger_markers(tiny)
+    rows = ledger.read_text().split(start)[1].split(end)[0].strip().splitlines()
+    assert len(rows) == 3 and " | cpu | " in rows[2]
+    assert "| stage0 | 0→4 | 8 |" in rows[2] and release.LEDGER_START not in ledger.read_text()
 
 
 def test_adopt_refuses_exports_without_release_metadata(tmp_path):

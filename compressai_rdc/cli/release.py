@@ -7,6 +7,7 @@ Examples::
     compressai-rdc release rdc-versatile --status                              # where the plan stands
     compressai-rdc release rdc-versatile --minutes 9 --device cuda --no-eval   # a GPU chunk: train and export only …
     compressai-rdc release rdc-versatile --adopt rdc-versatile-stage0.export.safetensors --ship   # … evaluated and shipped here
+    compressai-rdc release mbt2018-mean-baseline --minutes 120 --ship          # the same-budget baseline (benchmarks/weights/)
 
 See :mod:`compressai_rdc.training.release` and the training guide ("Release training").
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model with a release plan (rdc-versatile)")
+    parser.add_argument("model", help="a release plan: rdc-versatile, or mbt2018-mean-baseline (the same-budget baseline)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget of this chunk, evaluation included")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--runs", type=Path, default=Path("runs/release"), help="run folders and exports (default: %(default)s)")
@@ -39,13 +40,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from compressai_rdc.errors import InvalidArgumentError
-    from compressai_rdc.training.release import adopt, continue_release, plan_for, read_manifest, where_it_stands
+    from compressai_rdc.training.release import adopt, continue_release, manifest_path, plan_for, read_manifest, where_it_stands
 
     plan = plan_for(args.model)
     if args.status:
         pos = where_it_stands(plan, args.runs)
         print(f"{args.model}: {pos.describe(plan)}")
-        print(json.dumps(read_manifest().get(args.model, {}), indent=2))
+        print(json.dumps(read_manifest(manifest_path(plan)).get(args.model, {}), indent=2))
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)

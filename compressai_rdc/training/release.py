@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from compressai_rdc.errors import InvalidArgumentError, RDCError
 
@@ -68,6 +68,7 @@ class Stage:
             result); a candidate is better when this value is higher.
         residual: whether the residual branch is trained after this stage (β = 0 is evaluated).
         overrides: ``--set`` overrides of the config.
+        minimize: the objective is a cost: a candidate is better when it is lower.
     """
 
     name: str
@@ -75,33 +76,63 @@ class Stage:
     objective: str
     residual: bool = False
     overrides: Tuple[str, ...] = ()
+    #: the objective is a cost (lower is better) rather than a score
+    minimize: bool = False
+
+
+Curves = Dict[Tuple[str, str], List[Tuple[Optional[float], float, float]]]  # (dataset, codec) -> [(rate, bpp, metric)]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How the ledger evaluates a plan's weights file and what its row shows.
+
+    Args:
+        codecs: ``(weights, residual) -> eval arguments`` naming the codec(s) (``--model`` /
+            ``--compressai``) of the ledger's evaluation.
+        summary: ``curves -> {key: value}``: the ledger values (stage objectives among them)
+            from the evaluation's curves.
+        header: the ledger table's header (markdown, with its rule line).
+        row: ``ledger row dict -> markdown row``.
+    """
+
+    codecs: Callable[[Path, bool], List[str]]
+    summary: Callable[[Curves], Dict[str, Any]]
+    header: str
+    row: Callable[[Mapping[str, Any]], str]
 
 
 @dataclass(frozen=True)
 class ReleasePlan:
+    """An ordered list of stages continued chunk after chunk.
+
+    ``model`` names the plan: run folders (``<model>-<stage>``), the manifest entry,
+    the shipped file names. ``arch`` is the model its recipes train (default:
+    ``model``); ``home`` the repository folder its weights and manifest ship to
+    (default: the package's ``zoo/weights``, served by ``pretrained=True``).
+    """
+
     model: str
     stages: Tuple[Stage, ...]
     description: str = ""
+    arch: str = ""
+    home: str = ""
+    evaluation: Optional[Evaluation] = None
+
+    @property
+    def recipe_model(self) -> str:
+        return self.arch or self.model
+
+    @property
+    def ledger_id(self) -> str:
+        """Marker of the plan's ledger table ("" for the zoo model's main ledger)."""
+        return self.model if self.home else ""
 
     def index(self, stage: str) -> int:
         for i, s in enumerate(self.stages):
             if s.name == stage:
                 return i
         raise InvalidArgumentError(f"stage {stage!r} is not in the {self.model} plan ({', '.join(s.name for s in self.stages)})")
-
-
-#: The release plans. Stage 0 → I → II of the weights issue (docs/training.md, "Release training").
-PLANS: Dict[str, ReleasePlan] = {
-    "rdc-versatile": ReleasePlan(
-        "rdc-versatile",
-        (
-            Stage("stage0", "rdc-versatile-stage0", objective="kodak_psnr_beta1"),
-            Stage("stage1", "rdc-versatile-stage1-fm", objective="imagenet_top1_beta1"),
-            Stage("stage2", "rdc-versatile-stage2", objective="kodak_psnr_beta0", residual=True),
-        ),
-        description="primary as a variable-rate MSE codec (stage 0), fine-tuned for cognition (stage I), then the residual (stage II)",
-    ),
-}
 
 
 def plan_for(model: str) -> ReleasePlan:
@@ -113,12 +144,20 @@ def plan_for(model: str) -> ReleasePlan:
 # -----------------------------------------------------------------------------
 # Manifest of the shipped weights
 # -----------------------------------------------------------------------------
-def weights_dir() -> Path:
-    return Path(str(files("compressai_rdc.zoo") / "weights"))
+def weights_dir(plan: Optional[ReleasePlan] = None) -> Path:
+    """Where ``plan`` ships its weights: the package's ``zoo/weights`` (served by
+    ``pretrained=True``), or for a plan with a ``home`` that folder of the source checkout."""
+    if plan is None or not plan.home:
+        return Path(str(files("compressai_rdc.zoo") / "weights"))
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise InvalidArgumentError(f"the {plan.model} plan ships to {plan.home}/ of a source checkout; "
+                                   f"this installation ({root}) is not one: run it from a clone with `pip install -e .`")
+    return root / plan.home
 
 
-def manifest_path() -> Path:
-    return weights_dir() / "release.json"
+def manifest_path(plan: Optional[ReleasePlan] = None) -> Path:
+    return weights_dir(plan) / "release.json"
 
 
 def read_manifest(path: Optional[Path] = None) -> Dict[str, Any]:
@@ -177,11 +216,11 @@ def where_it_stands(plan: ReleasePlan, runs: Path, manifest: Optional[Mapping[st
         ckpt = run_dir(runs, plan, i) / "checkpoint.pt"
         if ckpt.is_file():
             return Position(i, _checkpoint_step(ckpt), "checkpoint")
-    entry = (manifest if manifest is not None else read_manifest()).get(plan.model)
+    entry = (manifest if manifest is not None else read_manifest(manifest_path(plan))).get(plan.model)
     if not entry or entry.get("stage") not in {s.name for s in plan.stages}:
         return Position(0, 0, "scratch")  # weights from outside the plan (or none) are not continued
     i, step = plan.index(entry["stage"]), int(entry["step"])
-    init = weights_dir() / entry["file"]
+    init = weights_dir(plan) / entry["file"]
     total = int(load_config(plan.stages[i].config, plan.stages[i].overrides)["optim"]["steps"])
     if step >= total:
         if i + 1 >= len(plan.stages):
@@ -208,60 +247,53 @@ def interpolate_at(points: Sequence[Tuple[float, float]], bpp: float) -> Optiona
     return None
 
 
-def eval_argv(weights: Path, data: Path, out: Path, residual: bool, threads: Optional[int] = None) -> List[str]:
+def eval_argv(weights: Path, data: Path, out: Path, residual: bool, threads: Optional[int] = None,
+              plan: Optional[ReleasePlan] = None) -> List[str]:
     """``compressai-rdc eval`` arguments of the ledger's evaluation of ``weights``."""
-    rates = "|".join(str(r) for r in EVAL_RATES)
-    argv = [
-        "eval",
-        "--dataset", f"kodak={data / 'kodak'}",
-        "--dataset", f"imagenet-dev={data / 'imagenet-dev'}",
-        "--model", f"rdc-versatile:weights={weights},name=beta1,rate={rates},layers=0,beta=1",
-    ]
+    argv = ["eval", "--dataset", f"kodak={data / 'kodak'}", "--dataset", f"imagenet-dev={data / 'imagenet-dev'}"]
     label, classifier, file = SECOND_CLASSIFIER
     if (data / file).is_file():
-        argv[5:5] = ["--dataset", f"{label}={data / 'imagenet-dev'}:model={classifier},weights={data / file}"]
-    if residual:
-        argv += ["--model", f"rdc-versatile:weights={weights},name=beta0,rate={rates},beta=0"]
+        argv += ["--dataset", f"{label}={data / 'imagenet-dev'}:model={classifier},weights={data / file}"]
+    argv += _evaluation(plan).codecs(weights, residual)
     argv += ["--metrics", "psnr-rgb", "--no-uncompressed", "--no-plots", "--quiet", "--device", "cpu", "--out", str(out)]
     if threads:
         argv += ["--threads", str(threads)]
     return argv
 
 
-def summarize(results_csv: Path) -> Dict[str, Any]:
-    """Ledger values from an eval ``results.csv``: Kodak PSNR at 0.40 bpp (β = 1 and
-    β = 0), imagenet-dev top-1 at 0.15 bpp (β = 1; also with the second classifier
-    when it was evaluated), and each curve's points."""
+def read_curves(results_csv: Path) -> Curves:
+    """``{(dataset, codec): [(rate, bpp, metric)]}`` of an eval ``results.csv``: top-1 on
+    the imagenet-dev datasets, PSNR elsewhere; ``rate`` is ``None`` for a codec whose
+    points are checkpoints (``--compressai ARCH:checkpoint=...``)."""
     with open(results_csv, newline="") as f:
         rows = list(csv.DictReader(f))
-    curves: Dict[Tuple[str, str], List[Tuple[float, float, float]]] = {}
+    curves: Curves = {}
     for r in rows:
         metric = "top-1" if r["dataset"].startswith("imagenet-dev") else "psnr-rgb"
         if r.get(metric) in (None, ""):
             continue
-        curves.setdefault((r["dataset"], r["codec"]), []).append((float(r["rate"]), float(r["bpp"]), float(r[metric])))
-    out: Dict[str, Any] = {"curves": {f"{d}/{c}": sorted(v) for (d, c), v in curves.items()}}
-    for key, (ds, codec, bpp) in {
-        "kodak_psnr_beta1": ("kodak", "beta1", KODAK_BPP),
-        "kodak_psnr_beta0": ("kodak", "beta0", KODAK_BPP),
-        "imagenet_top1_beta1": ("imagenet-dev", "beta1", IMAGENET_BPP),
-        "imagenet_top1_beta1_mobilenetv2": (SECOND_CLASSIFIER[0], "beta1", IMAGENET_BPP),
-    }.items():
-        pts = curves.get((ds, codec))
-        v = interpolate_at([(b, m) for _, b, m in pts], bpp) if pts else None
-        out[key] = None if v is None else round(v, 3)
-    return out
+        rate = float(r["rate"]) if r.get("rate") not in (None, "") else None  # None: a codec of checkpoints, not levels
+        curves.setdefault((r["dataset"], r["codec"]), []).append((rate, float(r["bpp"]), float(r[metric])))
+    return {k: sorted(v, key=lambda p: (-1.0 if p[0] is None else p[0], p[1])) for k, v in curves.items()}
 
 
-def evaluate(weights: Path, data: Path, out: Path, residual: bool, threads: Optional[int] = None) -> Tuple[Dict[str, Any], str]:
+def summarize(results_csv: Path, plan: Optional[ReleasePlan] = None) -> Dict[str, Any]:
+    """Ledger values of ``plan`` (default: rdc-versatile's) from an eval ``results.csv``,
+    and each curve's points under ``"curves"``."""
+    curves = read_curves(results_csv)
+    return {"curves": {f"{d}/{c}": v for (d, c), v in curves.items()}, **_evaluation(plan).summary(curves)}
+
+
+def evaluate(weights: Path, data: Path, out: Path, residual: bool, threads: Optional[int] = None,
+             plan: Optional[ReleasePlan] = None) -> Tuple[Dict[str, Any], str]:
     """Run the ledger's evaluation; returns ``(summary, command line)``."""
     from compressai_rdc.cli import main as cli_main
 
-    argv = eval_argv(weights, data, out, residual, threads)
+    argv = eval_argv(weights, data, out, residual, threads, plan)
     rc = cli_main(argv)
     if rc:
         raise RDCError(f"evaluation failed with exit status {rc}: compressai-rdc {' '.join(argv)}")
-    return summarize(out / "results.csv"), "compressai-rdc " + " ".join(argv)
+    return summarize(out / "results.csv", plan), "compressai-rdc " + " ".join(argv)
 
 
 def is_better(candidate: Mapping[str, Any], shipped: Optional[Mapping[str, Any]], stage: Stage, shipped_stage: Optional[str], plan: ReleasePlan) -> bool:
@@ -274,7 +306,7 @@ def is_better(candidate: Mapping[str, Any], shipped: Optional[Mapping[str, Any]]
     new, old = candidate.get(stage.objective), (shipped.get("eval") or {}).get(stage.objective)
     if new is None:
         return False
-    return old is None or new > old
+    return old is None or (new < old if stage.minimize else new > old)
 
 
 # -----------------------------------------------------------------------------
@@ -287,29 +319,40 @@ LEDGER_HEADER = (
 )
 
 
-def _fmt(v: Optional[float], unit: str = "") -> str:
-    return "—" if v is None else f"{v:.2f}{unit}"
+def _fmt(v: Optional[float], unit: str = "", digits: int = 2) -> str:
+    return "—" if v is None else f"{v:.{digits}f}{unit}"
+
+
+def _row_head(row: Mapping[str, Any]) -> str:
+    return (f"| {row['date']} | {row['device']} | {row['minutes']:.0f} | {row['stage']} | {row['step_from']}→{row['step_to']} | "
+            f"{row['images']:,} | ")
 
 
 def ledger_row(row: Mapping[str, Any]) -> str:
     ev = row.get("eval") or {}
     return (
-        f"| {row['date']} | {row['device']} | {row['minutes']:.0f} | {row['stage']} | {row['step_from']}→{row['step_to']} | "
-        f"{row['images']:,} | {_fmt(ev.get('kodak_psnr_beta1'), ' dB')} / {_fmt(ev.get('kodak_psnr_beta0'), ' dB')} | "
+        f"{_row_head(row)}{_fmt(ev.get('kodak_psnr_beta1'), ' dB')} / {_fmt(ev.get('kodak_psnr_beta0'), ' dB')} | "
         f"{_fmt(ev.get('imagenet_top1_beta1'), ' %')} | {'yes' if row.get('shipped') else 'no'} |"
     )
+
+
+def ledger_markers(plan: Optional[ReleasePlan] = None) -> Tuple[str, str]:
+    """The markers around ``plan``'s ledger table (the main ledger's for the zoo model)."""
+    lid = plan.ledger_id if plan is not None else ""
+    return (LEDGER_START, LEDGER_END) if not lid else (f"<!-- ledger:{lid}:start -->", f"<!-- ledger:{lid}:end -->")
 
 
 _ROW_STEPS = re.compile(r"^\|[^|]*\|[^|]*\|[^|]*\|\s*(?P<stage>[^|]*?)\s*\|\s*(?P<a>\d+)→(?P<b>\d+)\s*\|")
 
 
-def ledger_step(doc: Optional[Path], stage: str) -> Optional[int]:
+def ledger_step(doc: Optional[Path], stage: str, plan: Optional[ReleasePlan] = None) -> Optional[int]:
     """The step the ledger of ``doc`` last recorded for ``stage`` (the last row whose
     chunk ended in that stage), or ``None``: a chunk continues the ledger from there."""
+    start, end = ledger_markers(plan)
     text = doc.read_text() if doc is not None and doc.is_file() else ""
-    if LEDGER_START not in text:
+    if start not in text:
         return None
-    body = text.split(LEDGER_START, 1)[1].split(LEDGER_END, 1)[0]
+    body = text.split(start, 1)[1].split(end, 1)[0]
     last = None
     for line in body.splitlines():
         m = _ROW_STEPS.match(line.strip())
@@ -331,17 +374,126 @@ def log_seconds(run: Path, step: int) -> float:
     return seconds
 
 
-def append_ledger(doc: Path, row: Mapping[str, Any]) -> None:
-    """Append one row to the ledger table between the markers of ``doc``."""
+def append_ledger(doc: Path, row: Mapping[str, Any], plan: Optional[ReleasePlan] = None) -> None:
+    """Append one row to ``plan``'s ledger table (default: the main one) between its
+    markers in ``doc``; a plan's first row starts its table at the end of ``doc``."""
+    start, end = ledger_markers(plan)
+    ev = _evaluation(plan)
     text = doc.read_text() if doc.is_file() else ""
-    line = ledger_row(row)
-    if LEDGER_START not in text:
-        text = text.rstrip("\n") + f"\n\n## Training ledger\n\n{LEDGER_START}\n{LEDGER_HEADER}\n{line}\n{LEDGER_END}\n"
+    line = ev.row(row)
+    if start not in text:
+        title = "Training ledger" if not (plan and plan.ledger_id) else f"Training ledger: {plan.model}"
+        text = text.rstrip("\n") + f"\n\n## {title}\n\n{start}\n{ev.header}\n{line}\n{end}\n"
     else:
-        head, rest = text.split(LEDGER_START, 1)
-        body, tail = rest.split(LEDGER_END, 1)
-        text = f"{head}{LEDGER_START}{body.rstrip(chr(10))}\n{line}\n{LEDGER_END}{tail}"
+        head, rest = text.split(start, 1)
+        body, tail = rest.split(end, 1)
+        text = f"{head}{start}{body.rstrip(chr(10))}\n{line}\n{end}{tail}"
     doc.write_text(text)
+
+
+# -----------------------------------------------------------------------------
+# The plans
+# -----------------------------------------------------------------------------
+def _rdc_codecs(weights: Path, residual: bool) -> List[str]:
+    rates = "|".join(str(r) for r in EVAL_RATES)
+    argv = ["--model", f"rdc-versatile:weights={weights},name=beta1,rate={rates},layers=0,beta=1"]
+    if residual:
+        argv += ["--model", f"rdc-versatile:weights={weights},name=beta0,rate={rates},beta=0"]
+    return argv
+
+
+def _rdc_summary(curves: Curves) -> Dict[str, Any]:
+    """Kodak PSNR at 0.40 bpp (β = 1 and β = 0), imagenet-dev top-1 at 0.15 bpp (β = 1;
+    also with the second classifier when it was evaluated)."""
+    out: Dict[str, Any] = {}
+    for key, (ds, codec, bpp) in {
+        "kodak_psnr_beta1": ("kodak", "beta1", KODAK_BPP),
+        "kodak_psnr_beta0": ("kodak", "beta0", KODAK_BPP),
+        "imagenet_top1_beta1": ("imagenet-dev", "beta1", IMAGENET_BPP),
+        "imagenet_top1_beta1_mobilenetv2": (SECOND_CLASSIFIER[0], "beta1", IMAGENET_BPP),
+    }.items():
+        pts = curves.get((ds, codec))
+        v = interpolate_at([(b, m) for _, b, m in pts], bpp) if pts else None
+        out[key] = None if v is None else round(v, 3)
+    return out
+
+
+RDC_EVALUATION = Evaluation(_rdc_codecs, _rdc_summary, LEDGER_HEADER, ledger_row)
+
+#: The same-budget baseline: CompressAI's mbt2018-mean at one quality, trained with stage 0's
+#: crops, batch, steps and schedule; its one rate point is compared with rdc-versatile's curves.
+BASELINE_CONFIG = "baseline-mbt2018-mean-stage0"
+BASELINE_CODEC = "same-budget"
+
+
+def _baseline_codecs(weights: Path, residual: bool) -> List[str]:
+    from compressai_rdc.training.recipes import load_config
+
+    arch = load_config(BASELINE_CONFIG)["model"]["name"]
+    return ["--compressai", f"{arch}:checkpoint={weights},name={BASELINE_CODEC}"]
+
+
+def _baseline_summary(curves: Curves) -> Dict[str, Any]:
+    """The baseline's one rate point on each dataset, and its Kodak rate–distortion cost
+    ``bpp + λ·255²·MSE`` at its training λ (MSE from the mean PSNR): the stage objective."""
+    from compressai_rdc.training.recipes import load_config
+
+    lmbda = float(load_config(BASELINE_CONFIG)["loss"]["mse"]["weight"])
+    out: Dict[str, Any] = {}
+    for prefix, ds, metric in (("kodak", "kodak", "psnr"), ("imagenet", "imagenet-dev", "top1"),
+                               ("imagenet_mobilenetv2", SECOND_CLASSIFIER[0], "top1")):
+        pts = curves.get((ds, BASELINE_CODEC)) or []
+        if len(pts) > 1:
+            raise RDCError(f"the baseline's evaluation has {len(pts)} rate points on {ds}; it is one model at one rate")
+        _, bpp, value = pts[0] if pts else (None, None, None)
+        out[f"{prefix}_bpp"] = None if bpp is None else round(bpp, 4)
+        out[f"{prefix}_{metric}"] = None if value is None else round(value, 3)
+    psnr, bpp = out["kodak_psnr"], out["kodak_bpp"]
+    out["kodak_rd_cost"] = None if psnr is None else round(bpp + lmbda * 255.0**2 * 10.0 ** (-psnr / 10.0), 4)
+    return out
+
+
+def _baseline_row(row: Mapping[str, Any]) -> str:
+    ev = row.get("eval") or {}
+    return (f"{_row_head(row)}{_fmt(ev.get('kodak_bpp'), digits=3)} / {_fmt(ev.get('kodak_psnr'), ' dB')} | "
+            f"{_fmt(ev.get('imagenet_bpp'), digits=3)} / {_fmt(ev.get('imagenet_top1'), ' %')} / "
+            f"{_fmt(ev.get('imagenet_mobilenetv2_top1'), ' %')} | {_fmt(ev.get('kodak_rd_cost'), digits=4)} | "
+            f"{'yes' if row.get('shipped') else 'no'} |")
+
+
+BASELINE_EVALUATION = Evaluation(
+    _baseline_codecs, _baseline_summary,
+    "| date | device | minutes | stage | steps | images seen | Kodak bpp / PSNR | imagenet-dev bpp / top-1 lite0 / MobileNetV2 | "
+    "Kodak bpp + λ·MSE | shipped |\n|---|---|---|---|---|---|---|---|---|---|",
+    _baseline_row,
+)
+
+
+def _evaluation(plan: Optional[ReleasePlan]) -> Evaluation:
+    return RDC_EVALUATION if plan is None or plan.evaluation is None else plan.evaluation
+
+
+#: The release plans. Stage 0 → I → II of the weights issue (docs/training.md, "Release training"),
+#: and the same-budget baseline it is compared with (docs/results.md).
+PLANS: Dict[str, ReleasePlan] = {
+    "rdc-versatile": ReleasePlan(
+        "rdc-versatile",
+        (
+            Stage("stage0", "rdc-versatile-stage0", objective="kodak_psnr_beta1"),
+            Stage("stage1", "rdc-versatile-stage1-fm", objective="imagenet_top1_beta1"),
+            Stage("stage2", "rdc-versatile-stage2", objective="kodak_psnr_beta0", residual=True),
+        ),
+        description="primary as a variable-rate MSE codec (stage 0), fine-tuned for cognition (stage I), then the residual (stage II)",
+    ),
+    "mbt2018-mean-baseline": ReleasePlan(
+        "mbt2018-mean-baseline",
+        (Stage("stage0", BASELINE_CONFIG, objective="kodak_rd_cost", minimize=True),),
+        description="CompressAI mbt2018-mean (quality 3) with rdc-versatile stage 0's budget: the same-budget baseline",
+        arch="mbt2018-mean",
+        home="benchmarks/weights",
+        evaluation=BASELINE_EVALUATION,
+    ),
+}
 
 
 # -----------------------------------------------------------------------------
@@ -400,7 +552,7 @@ def continue_release(
     if data_root is None or not (data_root / "train").is_dir():
         raise InvalidArgumentError("release training needs the data folder (train/, kodak/, imagenet-dev/): pass --data DIR or set COMPRESSAI_RDC_DATA")
     runs = Path(runs)
-    manifest = read_manifest()
+    manifest = read_manifest(manifest_path(plan))
     pos = where_it_stands(plan, runs, manifest)
     start_desc = pos.describe(plan)
     print(f"[release] {model}: continuing at {start_desc}", flush=True)
@@ -409,9 +561,10 @@ def continue_release(
     stage_i, init, start_step = pos.stage, pos.init, pos.step
     # steps of this stage that ran after the ledger's last row but were never recorded
     # (a chunk stopped before its evaluation, or plain `train` into the run folder)
-    recorded = ledger_step(ledger, plan.stages[pos.stage].name) if pos.source == "checkpoint" else None
-    if recorded is not None and recorded < pos.step:
-        step_from = recorded
+    # (all of them when the ledger has no row of this stage: its training began outside `release`)
+    if pos.source == "checkpoint" and ledger is not None:
+        recorded = ledger_step(ledger, plan.stages[pos.stage].name, plan)
+        step_from = 0 if recorded is None else min(recorded, pos.step)
     unrecorded_s = 0.0
     crossed = []
     while True:
@@ -454,8 +607,8 @@ def finish_chunk(plan: ReleasePlan, stage_i: int, report: ChunkReport, data_root
     """Evaluate ``report.export``, ship it when better (with ``ship``) and append the ledger row."""
     stage = plan.stages[stage_i]
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    report.eval, report.eval_command = evaluate(report.export, data_root, runs / f"eval-{stamp}", residual, threads)
-    manifest = read_manifest()
+    report.eval, report.eval_command = evaluate(report.export, data_root, runs / f"eval-{stamp}", residual, threads, plan)
+    manifest = read_manifest(manifest_path(plan))
     entry = manifest.get(plan.model)
     report.shipped = ship and is_better(report.eval, entry, stage, (entry or {}).get("stage"), plan)
     if report.shipped:
@@ -464,7 +617,7 @@ def finish_chunk(plan: ReleasePlan, stage_i: int, report: ChunkReport, data_root
            "step_from": report.step_from, "step_to": report.step_to, "images": report.images, "eval": report.eval,
            "shipped": report.shipped}
     if ledger is not None:
-        append_ledger(ledger, row)
+        append_ledger(ledger, row, plan)
 
 
 def adopt(model: str, export: Path, *, data: Optional[Path] = None, runs: Path = Path("runs/release"), ship: bool = False,
@@ -503,7 +656,9 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
     from compressai_rdc.zoo._pretrained import sha256_file
 
     digest = sha256_file(export)
-    dest = weights_dir() / f"{plan.model}-{stage.name}-{digest[:8]}.safetensors"
+    home = weights_dir(plan)
+    home.mkdir(parents=True, exist_ok=True)
+    dest = home / f"{plan.model}-{stage.name}-{digest[:8]}.safetensors"
     shutil.copyfile(export, dest)
     os.chmod(dest, 0o644)
     old = manifest.get(plan.model, {}).get("file")
@@ -512,15 +667,15 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
         "file": dest.name, "sha256": digest, "stage": stage.name, "recipe": stage.config, "step": step,
         "images": images, "beta": 0.0 if stage.residual else 1.0, "eval": {k: v for k, v in report.eval.items() if k != "curves"},
         # the evaluated weights file (a run folder's export) becomes <file>; other files (a classifier's) stay
-        "eval_command": re.sub(r"(--model [^\s:]+:(?:[^\s]*,)?weights=)[^,\s]+", r"\1<file>", report.eval_command),
+        "eval_command": re.sub(r"(--(?:model|compressai) [^\s:]+:(?:[^\s]*,)?(?:weights|checkpoint)=)[^,\s]+", r"\1<file>", report.eval_command),
     }
-    write_manifest(manifest)
-    if old and old != dest.name and (weights_dir() / old).is_file():
-        (weights_dir() / old).unlink()
+    write_manifest(manifest, manifest_path(plan))
+    if old and old != dest.name and (home / old).is_file():
+        (home / old).unlink()
     return dest
 
 
 __all__ = [
-    "PLANS", "Position", "ReleasePlan", "Stage", "adopt", "append_ledger", "continue_release", "eval_argv", "interpolate_at",
+    "PLANS", "Evaluation", "Position", "ReleasePlan", "Stage", "adopt", "append_ledger", "continue_release", "eval_argv", "interpolate_at",
     "is_better", "plan_for", "read_manifest", "summarize", "where_it_stands",
 ]
