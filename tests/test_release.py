@@ -284,6 +284,24 @@ def test_manifest_is_the_zoo_weights_table():
         assert shipped == [entry["file"]]  # the replaced file is gone
 
 
+def test_the_baseline_ships_outside_the_package_and_its_manifest_names_its_file(capsys):
+    from compressai_rdc.cli import main
+    from compressai_rdc.zoo._pretrained import sha256_file
+    from compressai_rdc.zoo._weights import PRETRAINED
+
+    plan = PLANS["mbt2018-mean-baseline"]
+    manifest = release.read_manifest(release.manifest_path(plan))
+    if not manifest:
+        pytest.skip("no baseline weights in benchmarks/weights/ (no chunk shipped yet)")
+    entry = manifest[plan.model]
+    path = release.weights_dir(plan) / entry["file"]
+    assert path.is_file() and sha256_file(path) == entry["sha256"] and path.stat().st_size < 16 * 2**20
+    assert plan.model not in PRETRAINED and plan.model not in release.read_manifest()  # never served by the zoo
+    assert main(["release", plan.model, "--status", "--runs", "/nonexistent-runs"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{plan.model}: stage0 step {entry['step']} (shipped weights {entry['file']})")
+
+
 def test_ship_weights_replaces_file_and_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(release, "weights_dir", lambda plan=None: tmp_path)
     monkeypatch.setattr(release, "manifest_path", lambda plan=None: tmp_path / "release.json")
