@@ -88,16 +88,16 @@ class Evaluation:
     """How the ledger evaluates a plan's weights file and what its row shows.
 
     Args:
-        codecs: ``(weights, residual) -> eval arguments`` naming the codec(s) (``--model`` /
-            ``--compressai``) of the ledger's evaluation.
-        summary: ``curves -> {key: value}``: the ledger values (stage objectives among them)
-            from the evaluation's curves.
+        codecs: ``(plan, weights, residual) -> eval arguments`` naming the codec(s)
+            (``--model`` / ``--compressai``) of the ledger's evaluation.
+        summary: ``(plan, curves) -> {key: value}``: the ledger values (stage objectives
+            among them) from the evaluation's curves.
         header: the ledger table's header (markdown, with its rule line).
         row: ``ledger row dict -> markdown row``.
     """
 
-    codecs: Callable[[Path, bool], List[str]]
-    summary: Callable[[Curves], Dict[str, Any]]
+    codecs: Callable[["ReleasePlan", Path, bool], List[str]]
+    summary: Callable[["ReleasePlan", Curves], Dict[str, Any]]
     header: str
     row: Callable[[Mapping[str, Any]], str]
 
@@ -254,7 +254,8 @@ def eval_argv(weights: Path, data: Path, out: Path, residual: bool, threads: Opt
     label, classifier, file = SECOND_CLASSIFIER
     if (data / file).is_file():
         argv += ["--dataset", f"{label}={data / 'imagenet-dev'}:model={classifier},weights={data / file}"]
-    argv += _evaluation(plan).codecs(weights, residual)
+    plan = plan or PLANS["rdc-versatile"]
+    argv += _evaluation(plan).codecs(plan, weights, residual)
     argv += ["--metrics", "psnr-rgb", "--no-uncompressed", "--no-plots", "--quiet", "--device", "cpu", "--out", str(out)]
     if threads:
         argv += ["--threads", str(threads)]
@@ -281,7 +282,8 @@ def summarize(results_csv: Path, plan: Optional[ReleasePlan] = None) -> Dict[str
     """Ledger values of ``plan`` (default: rdc-versatile's) from an eval ``results.csv``,
     and each curve's points under ``"curves"``."""
     curves = read_curves(results_csv)
-    return {"curves": {f"{d}/{c}": v for (d, c), v in curves.items()}, **_evaluation(plan).summary(curves)}
+    plan = plan or PLANS["rdc-versatile"]
+    return {"curves": {f"{d}/{c}": v for (d, c), v in curves.items()}, **_evaluation(plan).summary(plan, curves)}
 
 
 def evaluate(weights: Path, data: Path, out: Path, residual: bool, threads: Optional[int] = None,
@@ -394,7 +396,7 @@ def append_ledger(doc: Path, row: Mapping[str, Any], plan: Optional[ReleasePlan]
 # -----------------------------------------------------------------------------
 # The plans
 # -----------------------------------------------------------------------------
-def _rdc_codecs(weights: Path, residual: bool) -> List[str]:
+def _rdc_codecs(plan: ReleasePlan, weights: Path, residual: bool) -> List[str]:
     rates = "|".join(str(r) for r in EVAL_RATES)
     argv = ["--model", f"rdc-versatile:weights={weights},name=beta1,rate={rates},layers=0,beta=1"]
     if residual:
@@ -402,7 +404,7 @@ def _rdc_codecs(weights: Path, residual: bool) -> List[str]:
     return argv
 
 
-def _rdc_summary(curves: Curves) -> Dict[str, Any]:
+def _rdc_summary(plan: ReleasePlan, curves: Curves) -> Dict[str, Any]:
     """Kodak PSNR at 0.40 bpp (β = 1 and β = 0), imagenet-dev top-1 at 0.15 bpp (β = 1;
     also with the second classifier when it was evaluated)."""
     out: Dict[str, Any] = {}
@@ -422,23 +424,20 @@ RDC_EVALUATION = Evaluation(_rdc_codecs, _rdc_summary, LEDGER_HEADER, ledger_row
 
 #: The same-budget baseline: CompressAI's mbt2018-mean at one quality, trained with stage 0's
 #: crops, batch, steps and schedule; its one rate point is compared with rdc-versatile's curves.
-BASELINE_CONFIG = "baseline-mbt2018-mean-stage0"
 BASELINE_CODEC = "same-budget"
 
 
-def _baseline_codecs(weights: Path, residual: bool) -> List[str]:
-    from compressai_rdc.training.recipes import load_config
-
-    arch = load_config(BASELINE_CONFIG)["model"]["name"]
-    return ["--compressai", f"{arch}:checkpoint={weights},name={BASELINE_CODEC}"]
+def _baseline_codecs(plan: ReleasePlan, weights: Path, residual: bool) -> List[str]:
+    return ["--compressai", f"{plan.recipe_model}:checkpoint={weights},name={BASELINE_CODEC}"]
 
 
-def _baseline_summary(curves: Curves) -> Dict[str, Any]:
+def _baseline_summary(plan: ReleasePlan, curves: Curves) -> Dict[str, Any]:
     """The baseline's one rate point on each dataset, and its Kodak rate–distortion cost
-    ``bpp + λ·255²·MSE`` at its training λ (MSE from the mean PSNR): the stage objective."""
+    ``bpp + λ·255²·MSE`` at its (last stage's) training λ (MSE from the mean PSNR): the stage objective."""
     from compressai_rdc.training.recipes import load_config
 
-    lmbda = float(load_config(BASELINE_CONFIG)["loss"]["mse"]["weight"])
+    stage = plan.stages[-1]
+    lmbda = float(load_config(stage.config, stage.overrides)["loss"]["mse"]["weight"])
     out: Dict[str, Any] = {}
     for prefix, ds, metric in (("kodak", "kodak", "psnr"), ("imagenet", "imagenet-dev", "top1"),
                                ("imagenet_mobilenetv2", SECOND_CLASSIFIER[0], "top1")):
@@ -487,7 +486,7 @@ PLANS: Dict[str, ReleasePlan] = {
     ),
     "mbt2018-mean-baseline": ReleasePlan(
         "mbt2018-mean-baseline",
-        (Stage("stage0", BASELINE_CONFIG, objective="kodak_rd_cost", minimize=True),),
+        (Stage("stage0", "baseline-mbt2018-mean-stage0", objective="kodak_rd_cost", minimize=True),),
         description="CompressAI mbt2018-mean (quality 3) with rdc-versatile stage 0's budget: the same-budget baseline",
         arch="mbt2018-mean",
         home="benchmarks/weights",
