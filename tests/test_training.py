@@ -253,6 +253,35 @@ def test_rdc_recipes_sample_levels_and_lambdas():
     assert ks == set(range(1, net.residual_layers + 1))  # every prefix gets trained
 
 
+@pytest.mark.parametrize("share", [0.0, 0.15, 0.5, 1.0])
+def test_residual_recipe_lambda_splits_between_layer_prefix_and_rate(share):
+    from compressai_rdc import create_model
+
+    net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8)  # K = 4 layers, L = 8 levels
+    recipe = build_recipe({"kind": "rdc-residual", "controls": {"lmbda_min": 0.002, "lmbda_max": 0.05, "layer_share": share}})
+    recipe.check_model(net)
+    rate = torch.tensor([0.0, 3.5, 7.0])
+    for k in (1, 2, 4):
+        t = share * (k - 1) / 3 + (1 - share) * rate / 7
+        torch.testing.assert_close(recipe.lmbda(rate, k), 0.002 * (0.05 / 0.002) ** t)
+    # the first layer at the lowest rate sits at lmbda_min, all layers at the top rate at lmbda_max
+    assert recipe.lmbda(rate[:1], 1).item() == pytest.approx(0.002) and recipe.lmbda(rate[2:], 4).item() == pytest.approx(0.05)
+    # the default is the mean of both (the recipe's behaviour before layer_share existed)
+    default = build_recipe({"kind": "rdc-residual", "controls": {"lmbda_min": 0.002, "lmbda_max": 0.05}})
+    default.check_model(net)
+    torch.testing.assert_close(default.lmbda(rate, 2), 0.002 * (0.05 / 0.002) ** (0.5 * (1 / 3 + rate / 7)))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "half", True])
+def test_residual_recipe_rejects_a_layer_share_outside_0_1(bad):
+    from compressai_rdc import create_model
+
+    net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8)
+    recipe = build_recipe({"kind": "rdc-residual", "controls": {"layer_share": bad}})
+    with pytest.raises(InvalidArgumentError, match=r"controls\.layer_share=.*\[0, 1\]"):
+        recipe.check_model(net)
+
+
 def test_qmap_recipe_lambda_follows_the_map():
     g = torch.Generator().manual_seed(0)
     recipe = build_recipe({"kind": "qmap", "controls": {"t1": 4e-4, "t2": 2.8}})

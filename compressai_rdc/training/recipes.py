@@ -13,8 +13,8 @@ kind              per step
                   per-image λ(r) log-linear between ``lmbda_min`` and ``lmbda_max``
                   (``qmap: true`` adds random quality maps and a per-pixel λ map: rdc-qmap)
 ``rdc-residual``  RDC stage II: primary frozen (eval), random rate level, random layer
-                  prefix ``k ~ U{1..K}`` so every prefix is trained; λ log-linear in the
-                  mean of ``(k-1)/(K-1)`` and ``r/(L-1)``
+                  prefix ``k ~ U{1..K}`` so every prefix is trained; λ log-linear in
+                  ``s·(k-1)/(K-1) + (1-s)·r/(L-1)``, ``s = layer_share`` (default 0.5)
 ``qmap``          quality-map codecs: random maps (uniform / gradient / blobs, QMAP2021),
                   per-pixel λ map ``t1·exp(t2·q)`` (HEVRC eq. 10)
 ``qmap-gan``      ``qmap`` + alternating conditional-GAN discriminator steps (HEVRC stage 3)
@@ -284,16 +284,28 @@ class RDCResidualRecipe(RDCPrimaryRecipe):
         if not hasattr(model, "residual_layers"):
             raise InvalidArgumentError(f"recipe {self.kind!r} needs model.residual_layers")
         self.layers = int(model.residual_layers)
+        share = self.controls.get("layer_share", 0.5)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise InvalidArgumentError(
+                f"controls.layer_share={share!r} is invalid: a number in [0, 1] (the share of the layer prefix in λ(k, r); "
+                "0: λ follows the rate level only, 1: the layer prefix only)"
+            )
+        self.layer_share = float(share)
+
+    def lmbda(self, rate: Tensor, k: int) -> Tensor:
+        """λ(k, r): log-linear between ``lmbda_min`` and ``lmbda_max`` in
+        ``s·(k-1)/(K-1) + (1-s)·r/(L-1)``, so it grows with the layer prefix ``k`` and
+        with the (residual) rate level ``r``, which defaults to the primary's."""
+        lo, hi = float(self.controls.get("lmbda_min", 1.0)), float(self.controls.get("lmbda_max", 1.0))
+        s = self.layer_share
+        return log_interp(lo, hi, s * (k - 1) / max(1, self.layers - 1) + (1.0 - s) * rate / max(1, self.levels - 1))
 
     def sample(self, x, g):
         b = x.shape[0]
         rate = self._rate(b, g)
         k = int(torch.randint(1, self.layers + 1, (), generator=g))
-        lo, hi = float(self.controls.get("lmbda_min", 1.0)), float(self.controls.get("lmbda_max", 1.0))
-        # λ grows with the layer prefix and with the (residual) rate level, which defaults to the primary's
-        t = 0.5 * ((k - 1) / max(1, self.layers - 1) + rate / max(1, self.levels - 1))
         fwd = dict(self.forward_extra, rate=rate.to(x.device), layers=k)
-        return fwd, {"lmbda": log_interp(lo, hi, t).to(x.device), "rate": rate.to(x.device), "layers": k}
+        return fwd, {"lmbda": self.lmbda(rate, k).to(x.device), "rate": rate.to(x.device), "layers": k}
 
     def val_controls(self, model):
         r = float(self.controls.get("val_rate", (self.levels - 1) / 2))
