@@ -255,9 +255,13 @@ class RDCPrimaryRecipe(Recipe):
             return torch.randint(int(math.ceil(lo)), int(hi) + 1, (b,), generator=g).float()
         return lo + torch.rand(b, generator=g) * (hi - lo)
 
-    def _lmbda(self, rate: Tensor) -> Tensor:
+    def _lmbda_at(self, t: Tensor) -> Tensor:
+        """λ log-linear between ``controls.lmbda_min`` (``t = 0``) and ``lmbda_max`` (``t = 1``)."""
         lo, hi = float(self.controls.get("lmbda_min", 1.0)), float(self.controls.get("lmbda_max", 1.0))
-        return log_interp(lo, hi, rate / max(1, self.levels - 1))
+        return log_interp(lo, hi, t)
+
+    def _lmbda(self, rate: Tensor) -> Tensor:
+        return self._lmbda_at(rate / max(1, self.levels - 1))
 
     def sample(self, x, g):
         rate = self._rate(x.shape[0], g)
@@ -296,9 +300,8 @@ class RDCResidualRecipe(RDCPrimaryRecipe):
         """λ(k, r): log-linear between ``lmbda_min`` and ``lmbda_max`` in
         ``s·(k-1)/(K-1) + (1-s)·r/(L-1)``, so it grows with the layer prefix ``k`` and
         with the (residual) rate level ``r``, which defaults to the primary's."""
-        lo, hi = float(self.controls.get("lmbda_min", 1.0)), float(self.controls.get("lmbda_max", 1.0))
         s = self.layer_share
-        return log_interp(lo, hi, s * (k - 1) / max(1, self.layers - 1) + (1.0 - s) * rate / max(1, self.levels - 1))
+        return self._lmbda_at(s * (k - 1) / max(1, self.layers - 1) + (1.0 - s) * rate / max(1, self.levels - 1))
 
     def sample(self, x, g):
         b = x.shape[0]
