@@ -34,12 +34,14 @@ def test_our_loop_step(benchmark, images):
     benchmark(lambda: step(next(counter)))
 
 
-def test_auto_speed_switches_are_off_on_cpu(tmp_path, images):
+def test_auto_speed_switches_follow_native_bf16_on_cpu(tmp_path, images):
     from compressai_rdc.training.recipes import load_config
+    from compressai_rdc.training.trainer import cpu_supports_bf16
 
     cfg = load_config("baseline-mbt2018-mean", ["model.kwargs={N: 8, M: 8}", "data.crop=64"])
     t = Trainer(cfg, tmp_path, device="cpu", progress=False)
-    assert not t.bf16 and not t.channels_last and t.forward is t.model
+    native = cpu_supports_bf16()  # AMX / AVX512-BF16: bf16 + channels_last; elsewhere the plain fp32 loop
+    assert t.bf16 is native and t.channels_last is native and t.forward is t.model
     assert "fused" not in t.optimizer.defaults or not t.optimizer.defaults["fused"]
 
 
