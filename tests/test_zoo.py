@@ -197,6 +197,20 @@ def test_load_model_is_the_one_loader_of_cli_and_eval(tmp_path):
     assert weights_hash(zoo) == weights_hash(cli) == weights_hash(evaluated) == weights_hash(net)
 
 
+def test_eval_spec_without_weights_warns_that_the_model_is_random():
+    import warnings
+
+    from compressai_rdc.eval.codecs import RandomInitialisationWarning, build_registered_codec
+    from compressai_rdc.eval.spec import parse_spec
+
+    with pytest.warns(RandomInitialisationWarning, match="--model rdc-versatile: .*pretrained=true"):
+        codec = build_registered_codec(parse_spec("rdc-versatile:rate=1"))
+    assert "RANDOM INITIALISATION" in codec.description
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomInitialisationWarning)
+        build_registered_codec(parse_spec("rdc-versatile:pretrained=true,rate=1"))  # shipped weights: no warning
+
+
 # -- CompressAI's own architectures, decode_beta, plugin-packaged weights, file modes -------------
 def test_create_model_builds_compressai_architectures(tmp_path):
     """An exported mbt2018-mean baseline (any width) loads by name, like the training guide says."""

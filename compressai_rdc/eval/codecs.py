@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -329,7 +330,13 @@ class LearnedCodec(Codec):
         return {"codec": self.name, "kind": self.kind, "description": self.description}
 
 
-def _random_init_note(model: torch.nn.Module) -> torch.nn.Module:
+class RandomInitialisationWarning(UserWarning):
+    """An evaluated model has no weights (no ``weights=`` and no ``pretrained=true``): its
+    numbers measure a randomly initialised network, good for plumbing only."""
+
+
+def _random_init_note(model: torch.nn.Module, spec: str, fix: str) -> torch.nn.Module:
+    warnings.warn(f"{spec}: the model is randomly initialised (plumbing only); {fix}", RandomInitialisationWarning, stacklevel=3)
     model.update(force=True)
     return model.eval()
 
@@ -354,7 +361,8 @@ def build_registered_codec(spec: Spec) -> LearnedCodec:
     models: Dict[Optional[str], torch.nn.Module] = {}
     for q in qualities:
         if weights is None and not pretrained:
-            model = _random_init_note(create_model(spec.name, quality=q, metric=metric))
+            model = _random_init_note(create_model(spec.name, quality=q, metric=metric), f"--model {spec.name}",
+                                      "add pretrained=true for the shipped weights, or weights=FILE.safetensors")
         else:  # the CLI's loader: widths from the file, exact constants, coders updated
             model = load_model(spec.name, weights, pretrained, metric, quality=q)
         models[None if len(qualities) == 1 else f"q{q}"] = model
@@ -407,7 +415,8 @@ def build_compressai_codec(spec: Spec) -> LearnedCodec:
         source = "checkpoints"
     else:
         for q in qualities or [1]:
-            models[f"q{q}"] = _random_init_note(image_models[spec.name](quality=int(q), pretrained=False))
+            models[f"q{q}"] = _random_init_note(image_models[spec.name](quality=int(q), pretrained=False), f"--compressai {spec.name}",
+                                                 "add checkpoint=FILE.safetensors (one rate point per file)")
         source = "RANDOM INITIALISATION (plumbing only)"
     return LearnedCodec(models, params, name=label, description=f"CompressAI {spec.name} ({source})")
 
