@@ -181,12 +181,13 @@ def test_shipped_weights_on_kodak_crops_decode_alike_in_every_setup():
     value, to the same image. The bytes themselves may differ: ``y = round(g_a(x))`` is a float
     analysis whose outputs differ by up to 5e-7 between setups, and on the Intel/AMX CPU that
     flips the rounding of a latent of the first Kodak crop at rate 1.0 with 2 threads (measured
-    2026-12-01; identical on the AMD CPU before). The entropy parameters are fixed-point, so either stream decodes everywhere.
-    The full β = 0 stream decodes better than its primary alone."""
+    2026-12-01; identical on the AMD CPU before). The entropy parameters are fixed-point, so
+    either stream decodes everywhere. The full β = 0 stream decodes better than its primary alone."""
+    from compressai_rdc.losses.distortion import psnr_from_mse
     from compressai_rdc.zoo import load_model
 
     net = load_model("rdc-versatile", pretrained=True)
-    psnr = lambda a, b: float(-10 * torch.log10(((a - b) ** 2).mean()))
+    psnr = lambda a, b: float(psnr_from_mse(((a - b) ** 2).mean()))
     for x in _images(kodak=True):
         for rate in (1.0, 5.3):
             streams = []
