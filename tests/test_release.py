@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from compressai_rdc.training.release import (
     append_ledger,
     interpolate_at,
     is_better,
+    ledger_row,
+    objective_pair,
     summarize,
     where_it_stands,
 )
@@ -219,6 +222,48 @@ def test_is_better_by_stage_objective():
     shipped = {"stage": "stage0", "eval": {"kodak_rd_cost": 0.9}}
     assert is_better({"kodak_rd_cost": 0.85}, shipped, base.stages[0], "stage0", base)
     assert not is_better({"kodak_rd_cost": 0.95}, shipped, base.stages[0], "stage0", base)
+
+
+def test_is_better_same_stage_rerun_trades_within_bars():
+    """Stage II rerun on another stage I: the Kodak β = 0 objective may fall while it
+    still meets its bar when cognition (a guard) wins; a guard lost below its bar vetoes."""
+    plan = PLANS["rdc-versatile"]
+    s2 = plan.stages[2]
+    assert s2.guards == ("imagenet_top1_beta1",) and plan.bars["kodak_psnr_beta0"] == 29.0
+    shipped = {"stage": "stage2", "eval": {"kodak_psnr_beta0": 29.11, "imagenet_top1_beta1": 26.0}}
+    assert is_better({"kodak_psnr_beta0": 29.05, "imagenet_top1_beta1": 33.0}, shipped, s2, "stage2", plan)
+    assert not is_better({"kodak_psnr_beta0": 28.90, "imagenet_top1_beta1": 33.0}, shipped, s2, "stage2", plan)  # below the bar
+    assert not is_better({"kodak_psnr_beta0": 29.30, "imagenet_top1_beta1": 20.0}, shipped, s2, "stage2", plan)  # guard lost
+    assert is_better({"kodak_psnr_beta0": 29.30, "imagenet_top1_beta1": 26.0}, shipped, s2, "stage2", plan)
+    assert not is_better({"kodak_psnr_beta0": 29.11, "imagenet_top1_beta1": 26.0}, shipped, s2, "stage2", plan)  # no win
+    # a guard the shipped weights never measured is not compared
+    assert is_better({"kodak_psnr_beta0": 29.2, "imagenet_top1_beta1": 1.0}, {"stage": "stage2", "eval": {"kodak_psnr_beta0": 29.1}},
+                     s2, "stage2", plan)
+
+
+def test_objective_compared_at_lowest_common_rate_when_curve_misses_it():
+    """Top-1 "at 0.15 bpp" is None for a curve starting at 0.151: both curves are then
+    compared at the lowest rate they share, interpolated in log-bpp."""
+    cand = {"imagenet_top1_beta1": 30.0, "points": {"imagenet_top1_beta1": [[0.10, 20.0], [0.20, 40.0]]}}
+    old = {"imagenet_top1_beta1": None, "points": {"imagenet_top1_beta1": [[0.16, 26.0], [0.32, 50.0]]}}
+    new_v, old_v = objective_pair("imagenet_top1_beta1", cand, old)
+    assert old_v == pytest.approx(26.0)
+    assert new_v == pytest.approx(20.0 + 20.0 * math.log(0.16 / 0.10) / math.log(2.0))  # 33.56 at 0.16 bpp
+    plan = PLANS["rdc-versatile"]
+    assert is_better(cand, {"stage": "stage1", "eval": old}, plan.stages[1], "stage1", plan)
+    worse = {"imagenet_top1_beta1": None, "points": {"imagenet_top1_beta1": [[0.16, 20.0], [0.30, 30.0]]}}
+    assert not is_better(worse, {"stage": "stage1", "eval": old}, plan.stages[1], "stage1", plan)
+    # disjoint curves: nothing to compare, the candidate's missing objective loses
+    far = {"imagenet_top1_beta1": None, "points": {"imagenet_top1_beta1": [[0.5, 80.0], [0.9, 85.0]]}}
+    assert objective_pair("imagenet_top1_beta1", far, {"points": {"imagenet_top1_beta1": [[0.1, 1.0], [0.2, 2.0]]}}) == (None, None)
+
+
+def test_ledger_row_shows_lowest_point_when_curve_misses_the_rate():
+    row = {"date": "2026-12-01", "device": "cpu", "minutes": 10.0, "stage": "stage2", "step_from": 0, "step_to": 5, "images": 40,
+           "shipped": False,
+           "eval": {"kodak_psnr_beta1": 28.45, "kodak_psnr_beta0": 29.11, "imagenet_top1_beta1": None,
+                    "points": {"imagenet_top1_beta1": [[0.151, 26.0], [0.251, 48.0]]}}}
+    assert ledger_row(row).endswith("| 28.45 dB / 29.11 dB | — (26.00 % @0.151) | no |")
 
 
 def test_ledger_rows_append_between_markers(tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 from compressai_rdc import MODELS
 from compressai_rdc.cli import main
-from compressai_rdc.errors import DatasetError, InvalidArgumentError
+from compressai_rdc.errors import DatasetError, InvalidArgumentError, RDCError
 from compressai_rdc.training.data import CropSampler, fit_to_crop
 from compressai_rdc.training.recipes import build_recipe, list_configs, load_config
 from compressai_rdc.training.trainer import Trainer, keep_entropy_models_fp32
@@ -170,6 +170,39 @@ def test_training_continues_from_an_fp16_export_with_finite_rate(tiny_data, tmp_
     load_into(net, legacy)
     assert net.primary.gaussian_conditional.likelihood_lower_bound.bound.item() == pytest.approx(1e-9)
     assert net.primary.g_a[1].beta_reparam.pedestal.item() > 0
+
+
+def test_steps_with_non_finite_gradients_are_skipped_then_fail(tiny_data, tmp_path, monkeypatch):
+    """An overflowing step (bf16 at init) leaves the weights alone and is counted in
+    log.csv's ``skipped_steps``; MAX_SKIPPED_STEPS in a row fail the run."""
+    from compressai_rdc.training import trainer as trainer_mod
+
+    t = Trainer(_tiny_config("rdc-versatile-stage1", tiny_data), tmp_path / "a", device="cpu", progress=False)
+    real = t.criterion.forward
+    bad = {1, 2}
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if t.step in bad:
+            out["loss"] = out["loss"] * float("inf")
+        return out
+
+    monkeypatch.setattr(t.criterion, "forward", poisoned)
+    t.fit(max_steps=1)
+    before = {k: v.clone() for k, v in t.model.state_dict().items() if k.startswith("primary.g_s")}
+    t.fit(max_steps=3)  # steps 1 and 2 overflow
+    assert all(torch.equal(before[k], v) for k, v in t.model.state_dict().items() if k in before)
+    t.fit(max_steps=4)
+    assert any(not torch.equal(before[k], v) for k, v in t.model.state_dict().items() if k in before)
+    with open(tmp_path / "a" / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["skipped_steps"]) for r in rows] == [0, 1, 1, 0] and [r["step"] for r in rows] == ["1", "2", "3", "4"]
+
+    monkeypatch.setattr(trainer_mod, "MAX_SKIPPED_STEPS", 3)
+    bad.update(range(4, 100))
+    with pytest.raises(RDCError, match="non-finite loss or gradients for 3 steps in a row"):
+        t.fit(max_steps=20)
+    assert t.step == 7
 
 
 def test_frozen_parts_do_not_move(tiny_data, tmp_path):
@@ -342,6 +375,24 @@ def test_resume_uses_the_runs_own_config_and_records_changes(tiny_data, tmp_path
     summary = json.loads((out / "summary.json").read_text())
     assert summary["resumed_from"] == 3 and summary["changed_on_resume"] == ["data.batch_size: 2 -> 3"]
     assert _ckpt(out)["config"]["data"]["batch_size"] == 3
+
+
+def test_resume_with_a_longer_schedule_moves_the_lr_drop(tiny_data, tmp_path):
+    """``--set optim.steps=…`` on resume (extending a finished schedule) re-derives the
+    milestones and the learning rate at the resumed step; the checkpoint's scheduler
+    alone would keep the old drop step."""
+    out = tmp_path / "run"
+    sched = ["--set", "optim.milestones=[0.5]", "--set", "optim.lr=0.001"]
+    assert main(tiny_args("rdc-versatile-stage1", out, tiny_data, 2, "--set", "optim.steps=4", *sched)) == 0
+    ck = _ckpt(out)
+    assert ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # dropped at step 2 of 4
+    resume = ["train", "--out", str(out), "--resume", "--device", "cpu", "--no-progress", "--set", "optim.steps=8", "--max-steps"]
+    assert main(resume + ["3"]) == 0
+    ck = _ckpt(out)
+    assert dict(ck["scheduler"]["milestones"]) == {4: 1}
+    assert ck["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3)  # step 3 < the new drop at 4
+    assert main(["train", "--out", str(out), "--resume", "--device", "cpu", "--no-progress", "--max-steps", "5"]) == 0
+    assert _ckpt(out)["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
 
 
 def test_a_started_run_folder_is_never_overwritten(tiny_data, tmp_path, capsys):

@@ -34,6 +34,7 @@ import os
 import re
 import signal
 import time
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -222,8 +223,7 @@ class Trainer:
             if self.gan is not None else None
         )
         self.total_steps = int(o["steps"])
-        milestones = sorted({max(1, int(round(m * self.total_steps))) if m < 1 else int(m) for m in o.get("milestones") or []})
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=milestones, gamma=float(o["gamma"]))
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=self._milestones(), gamma=float(o["gamma"]))
         self.clip = o.get("clip_max_norm")
 
         # wrappers -----------------------------------------------------------------
@@ -272,6 +272,29 @@ class Trainer:
             yaml.safe_dump(self.config, f, sort_keys=False)
 
     # -- setup helpers -----------------------------------------------------------------
+    def _milestones(self) -> List[int]:
+        """``optim.milestones`` as steps (fractions of ``optim.steps`` when below 1)."""
+        o = self.config["optim"]
+        return sorted({max(1, int(round(m * self.total_steps))) if m < 1 else int(m) for m in o.get("milestones") or []})
+
+    def _reschedule(self, step: int) -> None:
+        """A resume whose config changed the schedule (``optim.steps``, ``milestones``,
+        ``gamma`` or a learning rate): the checkpoint's scheduler and optimizers hold
+        the old one, so the config's milestones, gamma and learning rates are applied
+        at ``step`` (lr = lr₀·γ^(milestones passed)). The optimizers' moments are kept."""
+        o = self.config["optim"]
+        milestones, gamma = self._milestones(), float(o["gamma"])
+        self.scheduler.milestones = Counter(milestones)
+        self.scheduler.gamma = gamma
+        self.scheduler.base_lrs = [float(o["lr"])] * len(self.optimizer.param_groups)
+        lr = float(o["lr"]) * gamma ** sum(1 for m in milestones if m <= step)
+        for g in self.optimizer.param_groups:
+            g["initial_lr"], g["lr"] = float(o["lr"]), lr
+        self.scheduler._last_lr = [lr] * len(self.optimizer.param_groups)
+        for opt, key in ((self.aux_optimizer, "aux_lr"), (self.d_optimizer, "disc_lr")):
+            for g in opt.param_groups if opt is not None else ():
+                g["lr"] = float(o[key])
+
     def _fast_forward(self, step: int) -> None:
         """Continue a schedule at ``step`` without a checkpoint (from exported weights):
         the learning-rate schedule and the data phases continue where they stood;
@@ -353,7 +376,14 @@ class Trainer:
         if self.clip:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], float(self.clip))
             losses["grad_norm"] = grad_norm.detach()
-        self.optimizer.step()
+        # a step whose loss or gradients overflowed (bf16 early in training) is skipped, as
+        # torch.amp.GradScaler does on CUDA; fit() fails after MAX_SKIPPED_STEPS in a row
+        finite = bool(torch.isfinite(losses["grad_norm"] if self.clip else losses["loss"]))
+        if finite:
+            self.optimizer.step()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+        losses["skipped"] = torch.tensor(0.0 if finite else 1.0)
 
         if self.aux_optimizer is not None:
             aux = self.model.aux_loss()
@@ -407,6 +437,7 @@ class Trainer:
         reason = "done"
         logs: Optional[Dict[str, Any]] = None
         last_logged = self.step
+        skipped = skipped_run = 0  # steps skipped since the last log row / in a row
         while self.step < target:
             elapsed = time.monotonic() - start
             est = (sorted(step_times)[len(step_times) // 2] if step_times else 0.0)
@@ -417,6 +448,15 @@ class Trainer:
             t0 = time.monotonic()
             logs = self.train_step(self.step)
             self.step += 1
+            if float(logs.pop("skipped")):
+                skipped += 1
+                skipped_run += 1
+                if skipped_run >= MAX_SKIPPED_STEPS:
+                    raise RDCError(
+                        f"non-finite loss or gradients for {skipped_run} steps in a row (up to step {self.step}); "
+                        "lower optim.lr, turn bf16 off (--set speed.bf16=false) or check the data")
+            else:
+                skipped_run = 0
             images += self.phase(self.step - 1)[1] * self.dist.world_size
             step_times = (step_times + [time.monotonic() - t0])[-50:]
             if bar is not None:
@@ -425,16 +465,16 @@ class Trainer:
                     bar.set_postfix(progress_fields(logs, rate_terms), refresh=False)
             if self.step % int(log_cfg["every"]) == 0 or self.step == target:
                 logs = {k: float(v) for k, v in logs.items()}
-                if not all(math.isfinite(v) for v in logs.values()):
+                if skipped_run == 0 and not all(math.isfinite(v) for v in logs.values()):
                     raise RDCError(f"non-finite loss at step {self.step}: {logs}; lower optim.lr or check the data")
             if logger is not None and (self.step % int(log_cfg["every"]) == 0 or self.step == target):
                 last_logged = self.step
                 now = time.monotonic()
                 row = {"step": self.step, "time_s": round(self.elapsed + now - start, 2),
                        "lr": self.optimizer.param_groups[0]["lr"],
-                       "images_per_s": round(images / max(1e-9, now - window_start), 2), **logs}
+                       "images_per_s": round(images / max(1e-9, now - window_start), 2), **logs, "skipped_steps": skipped}
                 logger.write(row)
-                images, window_start = 0, now
+                images, window_start, skipped = 0, now, 0
             if int(log_cfg["checkpoint_every"]) and self.step % int(log_cfg["checkpoint_every"]) == 0:
                 t0 = time.monotonic()
                 self.save_checkpoint(elapsed_extra=time.monotonic() - start)
@@ -543,6 +583,8 @@ class Trainer:
         if self.d_optimizer is not None and state["d_optimizer"] is not None:
             self.d_optimizer.load_state_dict(state["d_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if any(c.startswith(SCHEDULE_KEYS) for c in self.changes):
+            self._reschedule(int(state["step"]))
         missing, unexpected = self.criterion.load_state_dict(state["criterion"], strict=False)
         bad = list(unexpected) + [k for k in missing if ".backbone." not in k]
         if bad:
@@ -594,6 +636,13 @@ def progress_fields(logs: Mapping[str, Tensor], rate_terms: Sequence[str] = ()) 
     if psnr is not None:
         out["psnr"] = f"{float(logs[psnr]):.2f}"
     return out
+
+
+#: consecutive skipped steps (non-finite loss or gradients) after which a run fails
+MAX_SKIPPED_STEPS = 20
+
+#: config keys whose change on resume re-applies the schedule (:meth:`Trainer._reschedule`)
+SCHEDULE_KEYS = ("optim.steps:", "optim.milestones:", "optim.gamma:", "optim.lr:", "optim.aux_lr:", "optim.disc_lr:")
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> List[str]:
