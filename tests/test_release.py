@@ -462,6 +462,7 @@ def test_the_baseline_plan_continues_a_run_begun_outside_release_evaluates_and_s
     assert ev["kodak_rd_cost"] > ev["kodak_bpp"] and ev["imagenet_mobilenetv2_top1"] is None
     entry = json.loads((home / "release.json").read_text())[plan.model]
     assert report.shipped and entry["stage"] == "stage0" and entry["step"] == 4 and (home / entry["file"]).is_file()
+    assert "beta" not in entry  # mbt2018-mean has no residual branch to decode at a β
     assert entry["eval_command"].count("checkpoint=<file>") == 1
     start, end = release.ledger_markers(tiny)
     rows = ledger.read_text().split(start)[1].split(end)[0].strip().splitlines()

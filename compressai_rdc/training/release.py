@@ -721,10 +721,12 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
     images = int(manifest.get(plan.model, {}).get("images", 0)) + report.images if old and manifest[plan.model].get("stage") in {s.name for s in plan.stages} else report.images
     manifest[plan.model] = {
         "file": dest.name, "sha256": digest, "stage": stage.name, "recipe": stage.config, "step": step,
-        "images": images, "beta": 0.0 if stage.residual else 1.0, "eval": {k: v for k, v in report.eval.items() if k != "curves"},
+        "images": images, "eval": {k: v for k, v in report.eval.items() if k != "curves"},
         # the evaluated weights file (a run folder's export) becomes <file>; other files (a classifier's) stay
         "eval_command": re.sub(r"(--(?:model|compressai) [^\s:]+:(?:[^\s]*,)?(?:weights|checkpoint)=)[^,\s]+", r"\1<file>", report.eval_command),
     }
+    if any(s.residual for s in plan.stages):  # the β the zoo decodes these weights with (1: no trained residual yet)
+        manifest[plan.model]["beta"] = 0.0 if residual_trained(plan, plan.index(stage.name)) else 1.0
     write_manifest(manifest, manifest_path(plan))
     if old and old != dest.name and (home / old).is_file():
         (home / old).unlink()
