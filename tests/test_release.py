@@ -266,6 +266,46 @@ def test_ledger_row_shows_lowest_point_when_curve_misses_the_rate():
     assert ledger_row(row).endswith("| 28.45 dB / 29.11 dB | — (26.00 % @0.151) | no |")
 
 
+def test_restart_moves_the_stage_and_the_later_ones_aside(tmp_path, capsys):
+    """``release --restart stage1 --init-weights FILE`` (a recipe change at stage I): the
+    stage's and later stages' run folders and exports move to runs/replaced/, earlier
+    stages stay, and the stage starts at step 0 from FILE."""
+    plan = PLANS["rdc-versatile"]
+    runs = tmp_path / "runs"
+    for st in ("stage0", "stage1", "stage2"):
+        (runs / f"rdc-versatile-{st}").mkdir(parents=True)
+        (runs / f"rdc-versatile-{st}" / "checkpoint.pt").write_bytes(st.encode())
+    (runs / "rdc-versatile-stage2.export.safetensors").write_bytes(b"export")
+    init = tmp_path / "stage0.safetensors"
+    init.write_bytes(b"w")
+    with pytest.raises(InvalidArgumentError, match="needs the weights it starts from .*export of stage0"):
+        release.restart_at(plan, runs, "stage1", None)
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        release.restart_at(plan, runs, "stage1", tmp_path / "missing.safetensors")
+    with pytest.raises(InvalidArgumentError, match="not in the rdc-versatile plan"):
+        release.restart_at(plan, runs, "stage9", init)
+    assert len(list(runs.iterdir())) == 4  # refused calls move nothing
+    pos = release.restart_at(plan, runs, "stage1", init)
+    assert (pos.stage, pos.step, pos.source, pos.init) == (1, 0, "restart", init)
+    assert pos.describe(plan) == "stage1 restarted from stage0.safetensors"
+    assert (runs / "rdc-versatile-stage0" / "checkpoint.pt").read_bytes() == b"stage0"
+    moved = sorted(p.name for p in (runs / "replaced").iterdir())
+    assert [m.rsplit("-", 2)[0] for m in moved] == ["rdc-versatile-stage1", "rdc-versatile-stage2", "rdc-versatile-stage2.export.safetensors"]
+    assert (runs / "replaced" / moved[0] / "checkpoint.pt").read_bytes() == b"stage1"
+    assert "moved" in capsys.readouterr().out
+    assert release.restart_at(plan, runs, "stage0", None).init is None  # the first stage may start from scratch
+
+
+def test_init_weights_only_with_restart(tmp_path, capsys):
+    (tmp_path / "train").mkdir()
+    with pytest.raises(InvalidArgumentError, match="only for --restart"):
+        release.continue_release("rdc-versatile", 30.0, runs=tmp_path / "runs", data=tmp_path, init_weights=tmp_path / "w.safetensors")
+    from compressai_rdc.cli import main
+
+    assert main(["release", "rdc-versatile", "--status", "--restart", "stage1"]) != 0
+    assert "--restart / --init-weights start a training chunk: not with --status or --adopt" in capsys.readouterr().err
+
+
 def test_ledger_rows_append_between_markers(tmp_path):
     doc = tmp_path / "results.md"
     doc.write_text("# Results\n\nIntro.\n")

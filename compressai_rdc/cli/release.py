@@ -8,6 +8,7 @@ Examples::
     compressai-rdc release rdc-versatile --minutes 9 --device cuda --no-eval   # a GPU chunk: train and export only …
     compressai-rdc release rdc-versatile --adopt rdc-versatile-stage0.export.safetensors --ship   # … evaluated and shipped here
     compressai-rdc release mbt2018-mean-baseline --minutes 120 --ship          # the same-budget baseline (benchmarks/weights/)
+    compressai-rdc release rdc-versatile --minutes 120 --restart stage1 --init-weights stage0.safetensors   # a stage anew
 
 See :mod:`compressai_rdc.training.release` and the training guide ("Release training").
 """
@@ -30,6 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", type=Path, default=Path("docs/results.md"), help="page holding the training ledger (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--status", action="store_true", help="print where the plan stands and exit")
+    parser.add_argument("--restart", default=None, metavar="STAGE",
+                        help="start STAGE afresh (after a recipe change): its run folder and the later stages' move to RUNS/replaced/")
+    parser.add_argument("--init-weights", type=Path, default=None, metavar="FILE",
+                        help="with --restart: the weights the stage starts from (an export of the stage before)")
     parser.add_argument("--adopt", type=Path, default=None, metavar="EXPORT",
                         help="evaluate an export of a chunk run elsewhere (--no-eval on a GPU), ship it when better, add its ledger row")
 
@@ -43,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from compressai_rdc.training.release import adopt, continue_release, manifest_path, plan_for, read_manifest, where_it_stands
 
     plan = plan_for(args.model)
+    if (args.restart is not None or args.init_weights is not None) and (args.status or args.adopt is not None):
+        raise InvalidArgumentError("--restart / --init-weights start a training chunk: not with --status or --adopt")
     if args.status:
         pos = where_it_stands(plan, args.runs)
         print(f"{args.model}: {pos.describe(plan)}")
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         report = continue_release(
             args.model, args.minutes, device=args.device, runs=args.runs, data=args.data, eval_minutes=args.eval_minutes,
             evaluate_after=not args.no_eval, ship=args.ship, ledger=None if args.no_eval else args.ledger, threads=args.threads,
+            restart=args.restart, init_weights=args.init_weights,
         )
     print(f"[release] {report.stage}: steps {report.step_from}→{report.step_to}, {report.images:,} images, "
           f"{report.minutes:.1f} min; export {report.export}")

@@ -194,14 +194,15 @@ class Position:
 
     stage: int
     step: int
-    source: str  # "checkpoint", "shipped", "scratch"
+    source: str  # "checkpoint", "shipped", "scratch", "restart"
     init: Optional[Path] = None
 
     def describe(self, plan: ReleasePlan) -> str:
         s = plan.stages[self.stage].name
         return {"checkpoint": f"{s} step {self.step} (local checkpoint, exact resume)",
                 "shipped": f"{s} step {self.step} (shipped weights {self.init.name if self.init else ''})",
-                "scratch": f"{s} from scratch"}[self.source]
+                "scratch": f"{s} from scratch",
+                "restart": f"{s} restarted from {self.init.name if self.init else 'scratch'}"}[self.source]
 
 
 def run_dir(runs: Path, plan: ReleasePlan, stage: int) -> Path:
@@ -212,6 +213,29 @@ def _checkpoint_step(path: Path) -> int:
     import torch
 
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def restart_at(plan: ReleasePlan, runs: Path, stage: str, init: Optional[Path]) -> Position:
+    """Start ``stage`` of ``plan`` afresh from ``init`` (the weights it starts from:
+    an earlier stage's export; required after the first stage), e.g. after the plan
+    changed that stage's recipe. The run folders and exports of that stage and the
+    later ones are moved to ``runs/replaced/<name>-<UTC time>`` (nothing is deleted);
+    the shipped weights stay until a candidate of the new lineage is better."""
+    i = plan.index(stage)
+    if init is None and i > 0:
+        raise InvalidArgumentError(f"restarting {plan.model} at {stage} needs the weights it starts from "
+                                   f"(--init-weights FILE: an export of {plan.stages[i - 1].name})")
+    if init is not None and not Path(init).is_file():
+        raise InvalidArgumentError(f"--init-weights {str(init)!r} does not exist")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    for j in range(i, len(plan.stages)):
+        for path in (run_dir(runs, plan, j), runs / f"{plan.model}-{plan.stages[j].name}.export.safetensors"):
+            if path.exists():
+                dest = runs / "replaced" / f"{path.name}-{stamp}"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                path.rename(dest)
+                print(f"[release] moved {path} to {dest}", flush=True)
+    return Position(i, 0, "restart", Path(init) if init is not None else None)
 
 
 def where_it_stands(plan: ReleasePlan, runs: Path, manifest: Optional[Mapping[str, Any]] = None) -> Position:
@@ -587,6 +611,8 @@ def continue_release(
     threads: Optional[int] = None,
     progress: bool = False,
     min_stage_s: float = 60.0,
+    restart: Optional[str] = None,
+    init_weights: Optional[Path] = None,
 ) -> ChunkReport:
     """Continue ``model``'s release plan for ``minutes`` of wall-clock time in total
     (training, then ``eval_minutes`` kept for export and evaluation).
@@ -594,7 +620,8 @@ def continue_release(
     A stage that completes hands its export to the next stage, which starts in
     the same call when at least ``min_stage_s`` seconds of the budget are left.
     Returns a :class:`ChunkReport`; with ``ship``, better weights replace the
-    shipped ones; with ``ledger``, a row is appended there.
+    shipped ones; with ``ledger``, a row is appended there. ``restart`` names a
+    stage to start afresh from ``init_weights`` instead (:func:`restart_at`).
     """
     from compressai_rdc.data import find_data_dir
     from compressai_rdc.training.recipes import load_config
@@ -609,7 +636,9 @@ def continue_release(
         raise InvalidArgumentError("release training needs the data folder (train/, kodak/, imagenet-dev/): pass --data DIR or set COMPRESSAI_RDC_DATA")
     runs = Path(runs)
     manifest = read_manifest(manifest_path(plan))
-    pos = where_it_stands(plan, runs, manifest)
+    if init_weights is not None and restart is None:
+        raise InvalidArgumentError("--init-weights is only for --restart STAGE: a plan otherwise continues from where it stands")
+    pos = restart_at(plan, runs, restart, init_weights) if restart is not None else where_it_stands(plan, runs, manifest)
     start_desc = pos.describe(plan)
     print(f"[release] {model}: continuing at {start_desc}", flush=True)
     t_start = time.monotonic()
@@ -735,5 +764,5 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
 
 __all__ = [
     "PLANS", "Evaluation", "Position", "ReleasePlan", "Stage", "adopt", "append_ledger", "continue_release", "eval_argv", "interpolate_at",
-    "is_better", "objective_pair", "plan_for", "read_manifest", "summarize", "where_it_stands",
+    "is_better", "objective_pair", "plan_for", "read_manifest", "restart_at", "summarize", "where_it_stands",
 ]
