@@ -217,6 +217,8 @@ def test_is_better_by_stage_objective():
     assert not is_better({"kodak_psnr_beta1": 26.5}, shipped, s0, "stage0", plan)
     assert not is_better({"kodak_psnr_beta1": None}, shipped, s0, "stage0", plan)
     assert is_better({"imagenet_top1_beta1": 1.0}, shipped, s1, "stage0", plan)  # further along the plan
+    # a restarted lineage's stage I never replaces a shipped stage II, however good its top-1
+    assert not is_better({"imagenet_top1_beta1": 90.0}, {"stage": "stage2", "eval": {"imagenet_top1_beta1": 26.0}}, s1, "stage2", plan)
     assert is_better({"kodak_psnr_beta1": 20.0}, {"stage": "preliminary-stage1"}, s0, "preliminary-stage1", plan)
     base = PLANS["mbt2018-mean-baseline"]  # a cost: lower is better
     shipped = {"stage": "stage0", "eval": {"kodak_rd_cost": 0.9}}

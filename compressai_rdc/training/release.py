@@ -351,11 +351,13 @@ def is_better(candidate: Mapping[str, Any], shipped: Optional[Mapping[str, Any]]
     than them (a later stage), or, in the same stage, when it wins on the stage's
     objective or one of its ``guards`` and loses on none. A loss that still meets
     the plan's bar for that objective is not a loss; an objective the shipped
-    weights never measured is not compared."""
+    weights never measured is not compared. A candidate of an earlier stage (a
+    restarted lineage on its way) never replaces them: it lacks what the later
+    stages trained (the residual)."""
     if shipped is None or shipped_stage not in {s.name for s in plan.stages}:
         return candidate.get(stage.objective) is not None or shipped is None
-    if plan.index(stage.name) > plan.index(shipped_stage):
-        return True
+    if plan.index(stage.name) != plan.index(shipped_stage):
+        return plan.index(stage.name) > plan.index(shipped_stage)
     old_eval = shipped.get("eval") or {}
     wins = 0
     for key in (stage.objective, *stage.guards):
