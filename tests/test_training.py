@@ -395,6 +395,14 @@ def test_resume_with_a_longer_schedule_moves_the_lr_drop(tiny_data, tmp_path):
     assert _ckpt(out)["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
 
 
+def test_an_existing_export_path_is_refused_before_training(tiny_data, tmp_path, capsys):
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(b"keep")
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "r", tiny_data, 2, "--export", str(w))) != 0
+    assert f"--export {str(w)!r} exists" in capsys.readouterr().err
+    assert w.read_bytes() == b"keep" and not (tmp_path / "r").exists()  # no step was trained
+
+
 def test_a_started_run_folder_is_never_overwritten(tiny_data, tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()

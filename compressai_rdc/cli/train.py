@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("train needs a CONFIG (a shipped recipe name or a YAML path); see `compressai-rdc train --list`")
     else:
         config = load_config(args.config, overrides=args.overrides)
+    if args.export and Path(args.export).exists():  # before training, not after hours of it
+        raise InvalidArgumentError(f"--export {str(args.export)!r} exists; remove it or choose another path")
     if args.data is not None:
         config["data"]["train"] = args.data
     if args.seed is not None:
