@@ -209,6 +209,11 @@ def run_dir(runs: Path, plan: ReleasePlan, stage: int) -> Path:
     return runs / f"{plan.model}-{plan.stages[stage].name}"
 
 
+def export_path(runs: Path, plan: ReleasePlan, stage: int) -> Path:
+    """The export a chunk that ended in ``stage`` writes beside its run folder."""
+    return runs / f"{plan.model}-{plan.stages[stage].name}.export.safetensors"
+
+
 def _checkpoint_step(path: Path) -> int:
     import torch
 
@@ -229,7 +234,7 @@ def restart_at(plan: ReleasePlan, runs: Path, stage: str, init: Optional[Path]) 
         raise InvalidArgumentError(f"--init-weights {str(init)!r} does not exist")
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     for j in range(i, len(plan.stages)):
-        for path in (run_dir(runs, plan, j), runs / f"{plan.model}-{plan.stages[j].name}.export.safetensors"):
+        for path in (run_dir(runs, plan, j), export_path(runs, plan, j)):
             if path.exists():
                 dest = runs / "replaced" / f"{path.name}-{stamp}"
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -667,7 +672,7 @@ def continue_release(
             unrecorded_s = trainer.elapsed - log_seconds(out, first)
         trainer.fit(max_minutes=(deadline - time.monotonic()) / 60.0)
         images += _images_seen(trainer, first, trainer.step)
-        export = runs / f"{plan.model}-{stage.name}.export.safetensors"
+        export = export_path(runs, plan, stage_i)
         if export.exists():
             export.unlink()
         trainer.export(export, {"stage": stage.name, "device": device, "chunk_images": images, "step_from": step_from,

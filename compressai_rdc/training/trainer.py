@@ -34,7 +34,6 @@ import os
 import re
 import signal
 import time
-from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -280,20 +279,24 @@ class Trainer:
     def _reschedule(self, step: int) -> None:
         """A resume whose config changed the schedule (``optim.steps``, ``milestones``,
         ``gamma`` or a learning rate): the checkpoint's scheduler and optimizers hold
-        the old one, so the config's milestones, gamma and learning rates are applied
-        at ``step`` (lr = lr₀·γ^(milestones passed)). The optimizers' moments are kept."""
+        the old one, so a scheduler is built from the config and advanced to ``step``,
+        as :meth:`_fast_forward` does. The optimizers' moments are kept."""
         o = self.config["optim"]
-        milestones, gamma = self._milestones(), float(o["gamma"])
-        self.scheduler.milestones = Counter(milestones)
-        self.scheduler.gamma = gamma
-        self.scheduler.base_lrs = [float(o["lr"])] * len(self.optimizer.param_groups)
-        lr = float(o["lr"]) * gamma ** sum(1 for m in milestones if m <= step)
         for g in self.optimizer.param_groups:
-            g["initial_lr"], g["lr"] = float(o["lr"]), lr
-        self.scheduler._last_lr = [lr] * len(self.optimizer.param_groups)
+            g["initial_lr"] = g["lr"] = float(o["lr"])
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=self._milestones(), gamma=float(o["gamma"]))
+        self._advance_scheduler(step)
         for opt, key in ((self.aux_optimizer, "aux_lr"), (self.d_optimizer, "disc_lr")):
             for g in opt.param_groups if opt is not None else ():
                 g["lr"] = float(o[key])
+
+    def _advance_scheduler(self, steps: int) -> None:
+        import warnings
+
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()" is the point here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                self.scheduler.step()
 
     def _fast_forward(self, step: int) -> None:
         """Continue a schedule at ``step`` without a checkpoint (from exported weights):
@@ -301,12 +304,7 @@ class Trainer:
         the optimizers' moments start afresh (an export does not hold them)."""
         if not 0 <= step <= self.total_steps:
             raise InvalidArgumentError(f"start_step={step} is outside the schedule's 0..{self.total_steps} steps")
-        import warnings
-
-        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()" is the point here
-            warnings.simplefilter("ignore", UserWarning)
-            for _ in range(step):
-                self.scheduler.step()
+        self._advance_scheduler(step)
         self.step = step
 
     def _freeze(self, prefixes: List[str]) -> List[nn.Module]:
