@@ -172,12 +172,17 @@ def test_training_continues_from_an_fp16_export_with_finite_rate(tiny_data, tmp_
     assert net.primary.g_a[1].beta_reparam.pedestal.item() > 0
 
 
-def test_steps_with_non_finite_gradients_are_skipped_then_fail(tiny_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fused", [False, True], ids=["adam", "fused-adam"])
+def test_steps_with_non_finite_gradients_are_skipped_then_fail(tiny_data, tmp_path, monkeypatch, fused):
     """An overflowing step (bf16 at init) leaves the weights alone and is counted in
-    log.csv's ``skipped_steps``; MAX_SKIPPED_STEPS in a row fail the run."""
+    log.csv's ``skipped_steps``; MAX_SKIPPED_STEPS in a row fail the run. Fused Adam (the
+    trainer's choice on CUDA; CPU kernels exist too) skips through its ``found_inf`` hook,
+    without a host synchronisation."""
     from compressai_rdc.training import trainer as trainer_mod
 
     t = Trainer(_tiny_config("rdc-versatile-stage1", tiny_data), tmp_path / "a", device="cpu", progress=False)
+    if fused:
+        t.optimizer = torch.optim.Adam(t.optimizer.param_groups[0]["params"], lr=1e-4, fused=True)
     real = t.criterion.forward
     bad = {1, 2}
 
@@ -197,6 +202,8 @@ def test_steps_with_non_finite_gradients_are_skipped_then_fail(tiny_data, tmp_pa
     with open(tmp_path / "a" / "log.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["skipped_steps"]) for r in rows] == [0, 1, 1, 0] and [r["step"] for r in rows] == ["1", "2", "3", "4"]
+    if fused:  # the skipped steps did not count in Adam's bias correction either
+        assert all(int(s["step"]) == 2 for s in t.optimizer.state.values())
 
     monkeypatch.setattr(trainer_mod, "MAX_SKIPPED_STEPS", 3)
     bad.update(range(4, 100))

@@ -375,13 +375,19 @@ class Trainer:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], float(self.clip))
             losses["grad_norm"] = grad_norm.detach()
         # a step whose loss or gradients overflowed (bf16 early in training) is skipped, as
-        # torch.amp.GradScaler does on CUDA; fit() fails after MAX_SKIPPED_STEPS in a row
-        finite = bool(torch.isfinite(losses["grad_norm"] if self.clip else losses["loss"]))
-        if finite:
+        # torch.amp.GradScaler does; fit() fails after MAX_SKIPPED_STEPS in a row
+        bad = (~torch.isfinite(losses["grad_norm"] if self.clip else losses["loss"].detach())).float()
+        if self.optimizer.defaults.get("fused"):
+            # fused Adam skips the update (and its step count) itself when found_inf is 1, the
+            # hook GradScaler uses: no host synchronisation
+            self.optimizer.found_inf = bad
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf
+        elif not bool(bad):  # free on the CPU, where Adam is not fused
             self.optimizer.step()
-        else:
-            self.optimizer.zero_grad(set_to_none=True)
-        losses["skipped"] = torch.tensor(0.0 if finite else 1.0)
+        losses["skipped"] = bad
 
         if self.aux_optimizer is not None:
             aux = self.model.aux_loss()
@@ -435,7 +441,9 @@ class Trainer:
         reason = "done"
         logs: Optional[Dict[str, Any]] = None
         last_logged = self.step
-        skipped = skipped_run = 0  # steps skipped since the last log row / in a row
+        # steps skipped since the last log row, in a row now, longest run since the last log row:
+        # device tensors (converting each step's flag would synchronise a GPU), checked at log rows
+        skipped = run = worst = torch.zeros((), device=self.device)
         while self.step < target:
             elapsed = time.monotonic() - start
             est = (sorted(step_times)[len(step_times) // 2] if step_times else 0.0)
@@ -446,15 +454,9 @@ class Trainer:
             t0 = time.monotonic()
             logs = self.train_step(self.step)
             self.step += 1
-            if float(logs.pop("skipped")):
-                skipped += 1
-                skipped_run += 1
-                if skipped_run >= MAX_SKIPPED_STEPS:
-                    raise RDCError(
-                        f"non-finite loss or gradients for {skipped_run} steps in a row (up to step {self.step}); "
-                        "lower optim.lr, turn bf16 off (--set speed.bf16=false) or check the data")
-            else:
-                skipped_run = 0
+            s = logs.pop("skipped")
+            skipped, run = skipped + s, (run + s) * s
+            worst = torch.maximum(worst, run)
             images += self.phase(self.step - 1)[1] * self.dist.world_size
             step_times = (step_times + [time.monotonic() - t0])[-50:]
             if bar is not None:
@@ -462,17 +464,19 @@ class Trainer:
                 if self.step % bar_every == 0 or self.step <= 10:
                     bar.set_postfix(progress_fields(logs, rate_terms), refresh=False)
             if self.step % int(log_cfg["every"]) == 0 or self.step == target:
+                _check_skipped(int(worst), self.step)
+                worst = run
                 logs = {k: float(v) for k, v in logs.items()}
-                if skipped_run == 0 and not all(math.isfinite(v) for v in logs.values()):
+                if not float(s) and not all(math.isfinite(v) for v in logs.values()):
                     raise RDCError(f"non-finite loss at step {self.step}: {logs}; lower optim.lr or check the data")
             if logger is not None and (self.step % int(log_cfg["every"]) == 0 or self.step == target):
                 last_logged = self.step
                 now = time.monotonic()
                 row = {"step": self.step, "time_s": round(self.elapsed + now - start, 2),
                        "lr": self.optimizer.param_groups[0]["lr"],
-                       "images_per_s": round(images / max(1e-9, now - window_start), 2), **logs, "skipped_steps": skipped}
+                       "images_per_s": round(images / max(1e-9, now - window_start), 2), **logs, "skipped_steps": int(skipped)}
                 logger.write(row)
-                images, window_start, skipped = 0, now, 0
+                images, window_start, skipped = 0, now, torch.zeros((), device=self.device)
             if int(log_cfg["checkpoint_every"]) and self.step % int(log_cfg["checkpoint_every"]) == 0:
                 t0 = time.monotonic()
                 self.save_checkpoint(elapsed_extra=time.monotonic() - start)
@@ -488,6 +492,7 @@ class Trainer:
                     val_time = time.monotonic() - t0
         if bar is not None:
             bar.close()
+        _check_skipped(int(worst), self.step)
         if logger is not None and logs is not None and last_logged != self.step:  # stopped between log steps
             logger.write({"step": self.step, "time_s": round(self.elapsed + time.monotonic() - start, 2),
                           "lr": self.optimizer.param_groups[0]["lr"],
@@ -638,6 +643,15 @@ def progress_fields(logs: Mapping[str, Tensor], rate_terms: Sequence[str] = ()) 
 
 #: consecutive skipped steps (non-finite loss or gradients) after which a run fails
 MAX_SKIPPED_STEPS = 20
+
+
+def _check_skipped(longest_run: int, step: int) -> None:
+    """Fail when ``longest_run`` steps in a row were skipped (checked at log rows and at the
+    end of :meth:`Trainer.fit`, so a GPU is not synchronised every step)."""
+    if longest_run >= MAX_SKIPPED_STEPS:
+        raise RDCError(
+            f"non-finite loss or gradients for {longest_run} steps in a row (up to step {step}); "
+            "lower optim.lr, turn bf16 off (--set speed.bf16=false) or check the data")
 
 #: config keys whose change on resume re-applies the schedule (:meth:`Trainer._reschedule`)
 SCHEDULE_KEYS = ("optim.steps:", "optim.milestones:", "optim.gamma:", "optim.lr:", "optim.aux_lr:", "optim.disc_lr:")
