@@ -371,12 +371,15 @@ class Trainer:
             losses = self.criterion(_to_float(out), x, **extras)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        params = self.optimizer.param_groups[0]["params"]
         if self.clip:
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], float(self.clip))
-            losses["grad_norm"] = grad_norm.detach()
+            losses["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, float(self.clip)).detach()
         # a step whose loss or gradients overflowed (bf16 early in training) is skipped, as
-        # torch.amp.GradScaler does; fit() fails after MAX_SKIPPED_STEPS in a row
-        bad = (~torch.isfinite(losses["grad_norm"] if self.clip else losses["loss"].detach())).float()
+        # torch.amp.GradScaler does; fit() fails after MAX_SKIPPED_STEPS in a row. The flag is
+        # read from the gradients (all-reduced under DDP), never from the rank's own loss, so
+        # every rank skips the same steps
+        norm = losses["grad_norm"] if self.clip else torch.nn.utils.clip_grad_norm_(params, float("inf")).detach()
+        bad = (~torch.isfinite(norm)).float()
         if self.optimizer.defaults.get("fused"):
             # fused Adam skips the update (and its step count) itself when found_inf is 1, the
             # hook GradScaler uses: no host synchronisation
@@ -652,6 +655,7 @@ def _check_skipped(longest_run: int, step: int) -> None:
         raise RDCError(
             f"non-finite loss or gradients for {longest_run} steps in a row (up to step {step}); "
             "lower optim.lr, turn bf16 off (--set speed.bf16=false) or check the data")
+
 
 #: config keys whose change on resume re-applies the schedule (:meth:`Trainer._reschedule`)
 SCHEDULE_KEYS = ("optim.steps:", "optim.milestones:", "optim.gamma:", "optim.lr:", "optim.aux_lr:", "optim.disc_lr:")
