@@ -14,6 +14,7 @@ from compressai_rdc.losses import (
     ConditionalDiscriminator,
     GANLoss,
     LocalMSELoss,
+    LogitDistillationLoss,
     MoCoCognitionLoss,
     MSELoss,
     RateLoss,
@@ -45,7 +46,10 @@ def lite0_moco():
 
 
 def test_registered_names():
-    assert {"rate", "mse", "weighted-mse", "local-mse", "moco-cognition", "sfm", "feature-mse", "gan"} <= set(LOSSES.names())
+    assert {"rate", "mse", "weighted-mse", "local-mse", "moco-cognition", "logit-distillation", "sfm", "feature-mse", "gan"} <= set(
+        LOSSES.names()
+    )
+    assert LOSSES.get("logit-distillation") is LogitDistillationLoss
     assert LOSSES.get("local-mse") is LocalMSELoss
 
 
@@ -176,6 +180,52 @@ def _codec_and_backbone_grads(loss: nn.Module):
 
 def test_moco_gradients_reach_only_the_codec(lite0_moco):
     _codec_and_backbone_grads(lite0_moco)
+
+
+# -- cognition (logit distillation) ----------------------------------------------------------
+class TinyClassifier(nn.Module):
+    """TinyEmbedder + pooling + a linear head: logits (B, 5)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = TinyEmbedder()
+        torch.manual_seed(3)
+        self.head = nn.Linear(32, 5)
+        self.head.weight.data.mul_(30.0)  # logits that differ between images: KL of order 0.1–1
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_logit_distillation_is_t2_times_kl_of_the_classifier_outputs(temperature):
+    clf = TinyClassifier()
+    loss = LogitDistillationLoss(backbone=clf, temperature=temperature)
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 16, 16)
+    y = torch.rand(3, 3, 16, 16) * torch.linspace(0, 1, 16)  # darkened to the left: 2 of 3 keep their class
+    with torch.no_grad():
+        p = torch.softmax(clf.eval()(x).double() / temperature, 1)
+        q = torch.softmax(clf(y).double() / temperature, 1)
+        expected = (temperature**2 * (p * (p.log() - q.log())).sum(1)).float()
+    out = loss({"x_hat": y}, x)
+    assert torch.allclose(out["per_sample"], expected, rtol=1e-4, atol=1e-6)
+    assert (out["per_sample"] > 1e-3).all()
+    same = loss({"x_hat": x}, x)
+    assert same["loss"].abs().item() < 1e-6 and same["agreement"].item() == 1.0
+    assert out["agreement"].item() == pytest.approx(2 / 3)
+    assert out["agreement"].item() == pytest.approx((clf(y).argmax(1) == clf(x).argmax(1)).float().mean().item())
+
+
+def test_logit_distillation_rejects_bad_arguments():
+    with pytest.raises(InvalidArgumentError, match="temperature"):
+        LogitDistillationLoss(backbone=TinyClassifier(), temperature=0.0)
+    with pytest.raises(InvalidArgumentError, match=r"logits \(B, classes\).*\(2, 32, 4, 4\)"):
+        LogitDistillationLoss(backbone=TinyEmbedder())({"x_hat": torch.rand(2, 3, 16, 16)}, torch.rand(2, 3, 16, 16))
+
+
+def test_logit_distillation_gradients_reach_only_the_codec():
+    _codec_and_backbone_grads(LogitDistillationLoss())
 
 
 def test_sfm_gradients_reach_only_the_codec():

@@ -163,6 +163,40 @@ def test_summarize_reads_the_eval_csv(tmp_path):
     assert s["curves"]["imagenet-dev-mobilenetv2/beta1"] == [(0.0, 0.1, 30.0), (3.0, 0.2, 50.0)]
 
 
+def test_compare_prints_each_evaluation_at_equal_rate(tmp_path, capsys):
+    from compressai_rdc.cli import main
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _write_results(a, [
+        {"dataset": "kodak", "codec": "beta1", "rate": 0, "bpp": 0.2, "psnr-rgb": 26.0, "top-1": ""},
+        {"dataset": "kodak", "codec": "beta1", "rate": 3, "bpp": 0.8, "psnr-rgb": 30.0, "top-1": ""},
+        {"dataset": "imagenet-dev", "codec": "beta1", "rate": 0, "bpp": 0.1, "psnr-rgb": 25.0, "top-1": 40.0},
+        {"dataset": "imagenet-dev", "codec": "beta1", "rate": 3, "bpp": 0.4, "psnr-rgb": 28.0, "top-1": 60.0},
+        {"dataset": "imagenet-dev", "codec": "beta0", "rate": 3, "bpp": 0.5, "psnr-rgb": 29.0, "top-1": 99.0},
+    ])
+    _write_results(b, [
+        {"dataset": "imagenet-dev", "codec": "beta1", "rate": 0, "bpp": 0.25, "psnr-rgb": 25.0, "top-1": 50.0},
+        {"dataset": "imagenet-dev", "codec": "beta1", "rate": 3, "bpp": 1.0, "psnr-rgb": 28.0, "top-1": 70.0},
+    ])
+    assert main(["release", "rdc-versatile", "--compare", f"a={a}", "--compare", f"b={b}", "--at", "0.2,0.4"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "| dataset | bpp | a | b |"
+    assert lines[2:] == [
+        "| imagenet-dev | 0.2 | 50.0 | – |",  # log-midpoint of 0.1 and 0.4; b starts at 0.25
+        "| imagenet-dev | 0.4 | 60.0 | 56.8 |",  # b: 50 + 20·log(1.6)/log(4)
+        "| kodak | 0.2 | 26.00 | – |",
+        "| kodak | 0.4 | 28.00 | – |",
+    ]
+    with pytest.raises(InvalidArgumentError, match="no curve of codec 'beta0'"):
+        release.equal_rate_table({"b": b}, [0.2], codec="beta0")
+    with pytest.raises(InvalidArgumentError, match="no such results.csv"):
+        release.equal_rate_table({"c": tmp_path / "c.csv"}, [0.2])
+    assert main(["release", "rdc-versatile", "--compare", str(a)]) != 0
+    assert "--compare takes LABEL=RESULTS_CSV" in capsys.readouterr().err
+    assert main(["release", "rdc-versatile", "--compare", f"a={a}", "--at", "0,0.2"]) != 0
+    assert "must be > 0, got [0.0, 0.2]" in capsys.readouterr().err
+
+
 def _write_results(path, rows):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -510,6 +544,44 @@ def test_the_baseline_plan_continues_a_run_begun_outside_release_evaluates_and_s
     rows = ledger.read_text().split(start)[1].split(end)[0].strip().splitlines()
     assert len(rows) == 3 and " | cpu | " in rows[2]
     assert "| stage0 | 0→4 | 8 |" in rows[2] and release.LEDGER_START not in ledger.read_text()
+
+
+def test_a_sigterm_stops_the_chunk_without_evaluation_and_leaves_the_handler_as_it_was(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a scheduler, a session ending) during training: the step finishes, the checkpoint
+    and the export are written, and ``release`` returns at once — no next stage, no evaluation
+    (minutes), no ledger row; outside ``fit`` SIGTERM is the process's own handler again."""
+    import os
+    import signal
+
+    data, small = _release_data(tmp_path, steps=5)
+    plan = PLANS["rdc-versatile"]
+    tiny = ReleasePlan(plan.model, tuple(Stage(s.name, s.config, s.objective, s.residual, small) for s in plan.stages))
+    monkeypatch.setitem(release.PLANS, "rdc-versatile", tiny)
+    monkeypatch.setattr(release, "manifest_path", lambda plan=None: tmp_path / "no-weights" / "release.json")
+    evaluated = []
+    monkeypatch.setattr(release, "evaluate", lambda *a, **k: evaluated.append(a) or ({}, ""))
+    step = Trainer.train_step
+
+    def train_step(self, i):
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, i)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    before = signal.getsignal(signal.SIGTERM)
+    ledger = tmp_path / "results.md"
+    report = release.continue_release("rdc-versatile", 30.0, runs=tmp_path / "runs", data=data, eval_minutes=5.0,
+                                      ship=True, ledger=ledger, min_stage_s=0.0)
+    assert report.stopped_by_signal and (report.stage, report.step_to) == ("stage0", 3)
+    assert evaluated == [] and report.eval == {} and not ledger.exists()
+    assert (tmp_path / "runs" / "rdc-versatile-stage0.export.safetensors").is_file()
+    assert not (tmp_path / "runs" / "rdc-versatile-stage1").exists()
+    summary = json.loads((tmp_path / "runs" / "rdc-versatile-stage0" / "summary.json").read_text())
+    assert summary["stopped"] == "signal" and summary["step"] == 3
+    assert "stopped by SIGTERM at stage0 step 3" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) == before
+    pos = where_it_stands(release.PLANS["rdc-versatile"], tmp_path / "runs")
+    assert (pos.stage, pos.step, pos.source) == (0, 3, "checkpoint")
 
 
 def test_adopt_refuses_exports_without_release_metadata(tmp_path):

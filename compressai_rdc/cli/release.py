@@ -9,6 +9,7 @@ Examples::
     compressai-rdc release rdc-versatile --adopt rdc-versatile-stage0.export.safetensors --ship   # … evaluated and shipped here
     compressai-rdc release mbt2018-mean-baseline --minutes 120 --ship          # the same-budget baseline (benchmarks/weights/)
     compressai-rdc release rdc-versatile --minutes 120 --restart stage1 --init-weights stage0.safetensors   # a stage anew
+    compressai-rdc release rdc-versatile --compare shipped=eval-a/results.csv --compare kd=eval-b/results.csv  # at equal rate
 
 See :mod:`compressai_rdc.training.release` and the training guide ("Release training").
 """
@@ -37,6 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="with --restart: the weights the stage starts from (an export of the stage before)")
     parser.add_argument("--adopt", type=Path, default=None, metavar="EXPORT",
                         help="evaluate an export of a chunk run elsewhere (--no-eval on a GPU), ship it when better, add its ledger row")
+    parser.add_argument("--compare", action="append", default=[], metavar="LABEL=RESULTS_CSV",
+                        help="print the β = 1 curves of evaluations (repeatable) at equal rate (--at) and exit")
+    parser.add_argument("--at", default="0.15,0.2,0.26,0.4", metavar="BPP[,BPP...]",
+                        help="with --compare: the rates to compare at (default: %(default)s)")
+    parser.add_argument("--codec", default="beta1", help="with --compare: the codec label of the curves (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,9 +51,21 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from compressai_rdc.errors import InvalidArgumentError
-    from compressai_rdc.training.release import adopt, continue_release, manifest_path, plan_for, read_manifest, where_it_stands
+    from compressai_rdc.training.release import (
+        adopt, continue_release, equal_rate_table, manifest_path, plan_for, read_manifest, where_it_stands,
+    )
 
     plan = plan_for(args.model)
+    if args.compare:
+        pairs = [item.split("=", 1) for item in args.compare]
+        if any(len(p) != 2 or not p[0] for p in pairs):
+            raise InvalidArgumentError(f"--compare takes LABEL=RESULTS_CSV, got {args.compare}")
+        try:
+            at = [float(b) for b in args.at.split(",")]
+        except ValueError:
+            raise InvalidArgumentError(f"--at takes comma-separated bpp values, got {args.at!r}") from None
+        print(equal_rate_table({label: Path(path) for label, path in pairs}, at, args.codec))
+        return 0
     if (args.restart is not None or args.init_weights is not None) and (args.status or args.adopt is not None):
         raise InvalidArgumentError("--restart / --init-weights start a training chunk: not with --status or --adopt")
     if args.status:

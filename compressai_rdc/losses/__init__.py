@@ -6,7 +6,8 @@ module                 losses
 ``rate``               :class:`RateLoss` (bpp from likelihoods)
 ``distortion``         :class:`MSELoss`, :class:`WeightedMSELoss` (quality-map λ),
                        :class:`LocalMSELoss` (RDC's pooled MSE + range penalty)
-``cognition``          :class:`MoCoCognitionLoss` (RDC's MoCo InfoNCE with a queue)
+``cognition``          :class:`MoCoCognitionLoss` (RDC's MoCo InfoNCE with a queue),
+                       :class:`LogitDistillationLoss` (KL between the classifier's outputs)
 ``sfm``                :class:`SFMLoss` (HEVRC's semantic feature matching),
                        :class:`FeatureMSELoss` (Adapt-ICMH's multi-stage feature MSE)
 ``gan``                :class:`GANLoss`, :class:`ConditionalDiscriminator` (HEVRC)
@@ -14,12 +15,12 @@ module                 losses
 =====================  =========================================================
 
 Every loss is registered in :data:`compressai_rdc.LOSSES` (names ``rate``,
-``mse``, ``weighted-mse``, ``local-mse``, ``moco-cognition``, ``sfm``, ``feature-mse``, ``gan``)
+``mse``, ``weighted-mse``, ``local-mse``, ``moco-cognition``, ``logit-distillation``, ``sfm``, ``feature-mse``, ``gan``)
 and follows the contract of :mod:`compressai_rdc.losses.base`.
 """
 
 from compressai_rdc.losses.base import Loss
-from compressai_rdc.losses.cognition import MoCoCognitionLoss, info_nce
+from compressai_rdc.losses.cognition import LogitDistillationLoss, MoCoCognitionLoss, info_nce
 from compressai_rdc.losses.composite import CompositeLoss, build_loss
 from compressai_rdc.losses.distortion import LocalMSELoss, MSELoss, WeightedMSELoss, psnr_from_mse
 from compressai_rdc.losses.gan import ConditionalDiscriminator, GANLoss, discriminator_loss, generator_loss
@@ -33,6 +34,7 @@ BUILTIN_LOSSES = {
     "weighted-mse": (WeightedMSELoss, "per-pixel λ-weighted MSE from a quality map (QMAP2021, HEVRC)"),
     "local-mse": (LocalMSELoss, "MSE of k×k average-pooled images + [0, 1] range penalty (RDC)"),
     "moco-cognition": (MoCoCognitionLoss, "MoCo InfoNCE between frozen-backbone embeddings of x̂ and x (RDC)"),
+    "logit-distillation": (LogitDistillationLoss, "T²·KL between a frozen classifier's outputs on x and on x̂ (task distillation)"),
     "sfm": (SFMLoss, "L1 between frozen-backbone feature maps of x̂ and x (HEVRC)"),
     "feature-mse": (FeatureMSELoss, "mean over backbone stages of the feature MSE between x̂ and x (Adapt-ICMH)"),
     "gan": (GANLoss, "conditional non-saturating GAN generator loss; owns the discriminator (HEVRC)"),
@@ -44,6 +46,7 @@ __all__ = [
     "ConditionalDiscriminator",
     "GANLoss",
     "LocalMSELoss",
+    "LogitDistillationLoss",
     "FeatureMSELoss",
     "Loss",
     "MSELoss",

@@ -1,4 +1,11 @@
-"""MoCo-style cognition loss of RDC's primary branch (Liu et al. 2024, §3, Fig. 4).
+"""Cognition losses: a frozen pretrained classifier judges the decoded image.
+
+:class:`MoCoCognitionLoss` is RDC's (below); :class:`LogitDistillationLoss` is
+the classic task-distillation alternative (Hinton et al. 2015 on the
+classifier's logits, as image-coding-for-machines fine-tuning uses it when no
+labels are at hand), measured against it in docs/results.md.
+
+MoCo-style cognition loss of RDC's primary branch (Liu et al. 2024, §3, Fig. 4).
 
 The primary branch is trained so that a *frozen* pretrained backbone sees the
 decoded image x̂₁ as "the same instance" as the original x, in the sense of
@@ -144,6 +151,68 @@ class MoCoCognitionLoss(Loss):
         return result(loss, cosine=cos)
 
 
+class LogitDistillationLoss(Loss):
+    """Knowledge distillation from the frozen classifier's view of x to its view of x̂::
+
+        L = T² · KL( softmax(f(x) / T) ‖ softmax(f(x̂) / T) )      per image
+
+    ``f`` is a frozen classifier returning logits ``(B, classes)`` (the timm
+    model itself, not a feature pyramid). Unlike InfoNCE, whose gradient fades
+    once x̂ is nearer to x than to the queue's other images, the KL keeps
+    pulling until the class distributions agree, and it needs no labels (the
+    training images have none). Also logged: ``agreement``, the fraction of
+    images whose top-1 class on x̂ is the one on x (a training-time proxy of
+    the top-1 accuracy the evaluation measures).
+
+    Args:
+        backbone: timm classifier name (offline weights via
+            :func:`compressai_rdc.backbones.create_backbone`) or an ``nn.Module``
+            mapping [0, 1] images to logits.
+        weights: local weights file for a timm name.
+        temperature: T (Hinton et al.: > 1 softens both distributions; the T²
+            factor keeps gradient magnitudes comparable across T).
+        x_hat_key: output entry holding the decoded image (``"x_hat_primary"``
+            for RDC stage I).
+    """
+
+    frozen_modules = ("backbone",)
+
+    def __init__(
+        self,
+        backbone: Union[str, nn.Module] = "tf_efficientnet_lite0",
+        weights: Optional[str] = None,
+        temperature: float = 1.0,
+        x_hat_key: str = "x_hat",
+    ):
+        super().__init__()
+        if not temperature > 0:
+            raise InvalidArgumentError(f"temperature must be > 0, got {temperature}")
+        self.backbone, self.normalize = frozen_backbone(backbone, weights=weights)
+        self.temperature, self.x_hat_key = float(temperature), x_hat_key
+
+    def logits(self, x: Tensor) -> Tensor:
+        """float32 logits ``(B, classes)`` of images ``(B, 3, H, W)`` in [0, 1]."""
+        out = self.backbone(self.normalize(x))
+        if not isinstance(out, Tensor) or out.dim() != 2:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise InvalidArgumentError(
+                f"logit-distillation needs a classifier returning logits (B, classes), the backbone returned {got}"
+            )
+        return out.float()
+
+    def forward(self, output: Mapping[str, Any], target: Tensor, **batch: Any) -> Dict[str, Tensor]:
+        x_hat = reconstruction(output, self.x_hat_key, target, "logit-distillation")
+        got, ref = reference_pair(self.logits, x_hat, target)
+        t = self.temperature
+        with torch.autocast(got.device.type, enabled=False):  # softmax over 1,000 classes in fp32
+            log_p = F.log_softmax(ref / t, dim=1)
+            log_q = F.log_softmax(got / t, dim=1)
+            loss = (log_p.exp() * (log_p - log_q)).sum(1) * (t * t)
+        with torch.no_grad():
+            agreement = (got.argmax(1) == ref.argmax(1)).float().mean()
+        return result(loss, agreement=agreement)
+
+
 def _gather(x: Tensor) -> Tensor:
     import torch.distributed as dist
 
@@ -154,4 +223,4 @@ def _gather(x: Tensor) -> Tensor:
     return torch.cat(parts)
 
 
-__all__ = ["MoCoCognitionLoss", "info_nce", "pooled_embedding"]
+__all__ = ["LogitDistillationLoss", "MoCoCognitionLoss", "info_nce", "pooled_embedding"]

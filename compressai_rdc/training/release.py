@@ -314,6 +314,34 @@ def read_curves(results_csv: Path) -> Curves:
     return {k: sorted(v, key=lambda p: (-1.0 if p[0] is None else p[0], p[1])) for k, v in curves.items()}
 
 
+def equal_rate_table(results: Mapping[str, Path], at: Sequence[float], codec: str = "beta1") -> str:
+    """A markdown table comparing evaluations at equal rate: for every dataset of ``results``
+    (``{label: results.csv}``) and every bpp of ``at``, each label's ``codec`` curve
+    interpolated there (:func:`interpolate_at`; top-1 % on the imagenet-dev datasets, PSNR dB
+    elsewhere), ``–`` outside a curve's measured range."""
+    if not results:
+        raise InvalidArgumentError("compare needs at least one LABEL=RESULTS_CSV")
+    if not at or any(not b > 0 for b in at):
+        raise InvalidArgumentError(f"bpp values to compare at must be > 0, got {list(at)}")
+    curves = {}
+    for label, path in results.items():
+        if not Path(path).is_file():
+            raise InvalidArgumentError(f"{label}={path}: no such results.csv (an evaluation's output folder holds one)")
+        curves[label] = {d: pts for (d, c), pts in read_curves(Path(path)).items() if c == codec}
+        if not curves[label]:
+            raise InvalidArgumentError(f"{label}={path} has no curve of codec {codec!r}")
+    datasets = sorted({d for per in curves.values() for d in per})
+    lines = ["| dataset | bpp | " + " | ".join(curves) + " |", "|---|---|" + "---|" * len(curves)]
+    for d in datasets:
+        for bpp in at:
+            cells = []
+            for per in curves.values():
+                v = interpolate_at([(b, m) for _, b, m in per.get(d, [])], bpp)
+                cells.append("–" if v is None else f"{v:.1f}" if d.startswith("imagenet-dev") else f"{v:.2f}")
+            lines.append(f"| {d} | {bpp:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summarize(results_csv: Path, plan: Optional[ReleasePlan] = None) -> Dict[str, Any]:
     """Ledger values of ``plan`` (default: rdc-versatile's) from an eval ``results.csv``,
     and each curve's points under ``"curves"``."""
@@ -598,6 +626,8 @@ class ChunkReport:
     eval: Dict[str, Any] = field(default_factory=dict)
     eval_command: str = ""
     shipped: bool = False
+    #: a SIGTERM ended the chunk: exported, not evaluated, no ledger row
+    stopped_by_signal: bool = False
 
 
 def _images_seen(trainer, start: int, stop: int) -> int:
@@ -677,15 +707,22 @@ def continue_release(
             export.unlink()
         trainer.export(export, {"stage": stage.name, "device": device, "chunk_images": images, "step_from": step_from,
                                 "chunk_minutes": round((time.monotonic() - t_start + unrecorded_s) / 60.0, 2)})
-        if trainer.step < trainer.total_steps or stage_i + 1 >= len(plan.stages) or deadline - time.monotonic() < min_stage_s:
+        if trainer.stopped_by_signal or trainer.step < trainer.total_steps or stage_i + 1 >= len(plan.stages) \
+                or deadline - time.monotonic() < min_stage_s:
             break
         # stage complete: the next one starts from this export
         crossed.append(f"{stage.name} {step_from}→{trainer.step}")
         stage_i, init, start_step, step_from = stage_i + 1, export, 0, 0
     stage = plan.stages[stage_i]
     label = " + ".join(crossed + [stage.name])
-    report = ChunkReport(start_desc, label, step_from, trainer.step, images, (time.monotonic() - t_start + unrecorded_s) / 60.0, export)
-    if evaluate_after:
+    report = ChunkReport(start_desc, label, step_from, trainer.step, images, (time.monotonic() - t_start + unrecorded_s) / 60.0, export,
+                         stopped_by_signal=trainer.stopped_by_signal)
+    if report.stopped_by_signal:
+        # whoever sent SIGTERM wants the process gone: the checkpoint and the export are written, the
+        # evaluation (minutes) is not run; the next chunk's ledger row counts these steps
+        print(f"[release] stopped by SIGTERM at {stage.name} step {trainer.step}: checkpoint and export written, "
+              "evaluation skipped; the same command continues from here", flush=True)
+    elif evaluate_after:
         finish_chunk(plan, stage_i, report, data_root, runs, device, ship, ledger, threads, residual_trained(plan, stage_i))
     return report
 

@@ -418,13 +418,27 @@ class Trainer:
         """Train until ``optim.steps`` (or ``max_steps``) or the wall-clock budget.
 
         Saves a checkpoint every ``log.checkpoint_every`` steps and when it stops;
-        with a budget it stops early enough to save. Returns the run summary.
+        with a budget it stops early enough to save. A SIGTERM stops it the same
+        way (``"stopped": "signal"`` in the summary, :attr:`stopped_by_signal`);
+        the handler is only in place while ``fit`` runs. Returns the run summary.
         """
+        previous = self._install_signal_handler()
+        try:
+            return self._fit(max_minutes, max_steps)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    @property
+    def stopped_by_signal(self) -> bool:
+        """Whether a SIGTERM stopped the last :meth:`fit` (a caller then stops too)."""
+        return self._stop_signal
+
+    def _fit(self, max_minutes: Optional[float], max_steps: Optional[int]) -> Dict[str, Any]:
         target = self.total_steps if max_steps is None else min(int(max_steps), self.total_steps)
         start = time.monotonic()
         budget = None if max_minutes is None else 60.0 * float(max_minutes)
         log_cfg, val_cfg = self.config["log"], self.config["val"]
-        self._install_signal_handler()
         self._train_mode()
         self._data(self.phase(self.step)[0])
         logger = _CsvLog(self.out / "log.csv", self.step) if self.is_main else None
@@ -537,12 +551,17 @@ class Trainer:
             f"  output     {self.out}/ (checkpoint.pt, log.csv, config.yaml, summary.json)",
         ])
 
-    def _install_signal_handler(self) -> None:
-        if threading_main():
-            def handler(signum, frame):
-                self._stop_signal = True
+    def _install_signal_handler(self):
+        """Turn SIGTERM into "stop after this step, checkpoint" (main thread only); returns the
+        handler it replaced, or ``None`` when none was installed."""
+        if not threading_main():
+            return None
+        self._stop_signal = False
 
-            signal.signal(signal.SIGTERM, handler)
+        def handler(signum, frame):
+            self._stop_signal = True
+
+        return signal.signal(signal.SIGTERM, handler)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> Dict[str, Any]:
