@@ -336,6 +336,43 @@ def test_composite_weights_and_per_image_lambda():
         loss({"x_hat": x_hat, "likelihoods": lk}, x)
 
 
+def test_weight_by_rate_scales_each_image_by_its_rate_level():
+    """``weight_by_rate`` multiplies a term per image by a piecewise-linear factor of its rate
+    level (constant outside the knots), on top of λ; other terms are untouched."""
+    from compressai_rdc.losses.composite import rate_factor, rate_knots
+
+    knots = rate_knots("mse", {5: 1.0, 0: 0.1, 2: 0.1})
+    assert knots == ((0.0, 0.1), (2.0, 0.1), (5.0, 1.0))
+    got = rate_factor(knots, torch.tensor([0.0, 1.0, 2.0, 3.5, 5.0, 7.0, -1.0]))
+    assert got.tolist() == pytest.approx([0.1, 0.1, 0.1, 0.55, 1.0, 1.0, 0.1])
+    assert rate_factor(((3.0, 0.5),), torch.tensor([0.0, 7.0])).tolist() == [0.5, 0.5]
+    loss = build_loss({"rate": {"weight": 1.0},
+                       "mse": {"weight": 2.0, "lambda_scaled": True, "weight_by_rate": {0: 0.1, 2: 0.1, 5: 1.0}}})
+    x = torch.zeros(3, 3, 4, 4)
+    x_hat = torch.stack([torch.full((3, 4, 4), v) for v in (0.1, 0.2, 0.3)])
+    lk = {"y": torch.full((3, 1, 4, 4), 0.5)}
+    lmbda, rate = torch.tensor([1.0, 3.0, 2.0]), torch.tensor([0.0, 3.5, 7.0])
+    out = loss({"x_hat": x_hat, "likelihoods": lk}, x, lmbda=lmbda, rate=rate)
+    mse = torch.tensor([0.01, 0.04, 0.09]) * 255**2
+    expected = 1.0 + 2.0 * (lmbda * torch.tensor([0.1, 0.55, 1.0]) * mse).mean()
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out["rate"].item() == pytest.approx(1.0)
+    with pytest.raises(InvalidArgumentError, match="no 'rate'"):
+        loss({"x_hat": x_hat, "likelihoods": lk}, x, lmbda=lmbda)
+    # without λ scaling the factor alone weighs the term
+    plain = build_loss({"mse": {"weight_by_rate": {0: 0.0, 7: 1.0}}})
+    out = plain({"x_hat": x_hat, "likelihoods": lk}, x, rate=torch.tensor([0.0, 3.5, 7.0]))
+    assert out["loss"].item() == pytest.approx(((torch.tensor([0.0, 0.5, 1.0]) * mse).mean()).item(), rel=1e-5)
+    for bad, match in (([0.1, 1.0], "non-empty mapping"), ({}, "non-empty mapping"), ({0: -1.0}, "factors >= 0"),
+                       ({"a": 1.0}, "needs numbers")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            build_loss({"mse": {"weight_by_rate": bad}})
+    from compressai_rdc.losses.composite import CompositeLoss
+
+    with pytest.raises(InvalidArgumentError, match="not loss terms"):
+        CompositeLoss(loss.terms, {}, weight_by_rate={"pixel": {0: 1.0}})
+
+
 def test_build_loss_errors_name_the_problem():
     with pytest.raises(UnknownNameError, match="registered losss|registered loss"):
         build_loss({"nope": {}})

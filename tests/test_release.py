@@ -379,9 +379,13 @@ def test_a_chunk_continues_the_ledger_from_its_last_recorded_step(tmp_path):
     assert release.ledger_step(doc, "stage0") is None  # no ledger yet
     append_ledger(doc, row)
     append_ledger(doc, dict(row, stage="stage0 0→24000 + stage1-fm", step_from=0, step_to=40))
-    assert release.ledger_step(doc, "stage0") == 1651
+    # the second row's chunk finished stage0 on its way: its label records stage0's last step
+    assert release.ledger_step(doc, "stage0") == 24000
     assert release.ledger_step(doc, "stage1-fm") == 40
+    assert release.ledger_steps(doc) == {"stage0": 24000, "stage1-fm": 40}
     assert release.ledger_step(doc, "stage2") is None
+    append_ledger(doc, dict(row, stage="stage1 (pixel 0.3) 0→2500 + stage2", step_from=0, step_to=12000))
+    assert release.ledger_steps(doc) == {"stage0": 24000, "stage1-fm": 40, "stage1": 2500, "stage2": 12000}
     run = tmp_path / "run"
     run.mkdir()
     (run / "log.csv").write_text("step,time_s,lr\n100,76.5,1e-4\n1600,5229.3,1e-4\n1700,5367.1,1e-4\n")
@@ -582,6 +586,51 @@ def test_a_sigterm_stops_the_chunk_without_evaluation_and_leaves_the_handler_as_
     assert signal.getsignal(signal.SIGTERM) == before
     pos = where_it_stands(release.PLANS["rdc-versatile"], tmp_path / "runs")
     assert (pos.stage, pos.step, pos.source) == (0, 3, "checkpoint")
+
+
+def test_a_row_counts_the_earlier_stage_a_chunk_without_a_row_finished(tmp_path, monkeypatch):
+    """A chunk without a ledger row (``--no-eval``, a SIGTERM) that finished one stage and
+    began the next: the next chunk's row names both, ``first 0→3 + second``, and counts
+    the earlier stage's images (from its checkpoint's own crop schedule) and seconds."""
+    import os
+    import signal
+
+    data, small = _release_data(tmp_path, steps=3)
+    sched = (*small, "data.schedule=[{from: 2, crop: 64, batch_size: 1}]")  # steps 0, 1: batch 2; step 2: batch 1
+    tiny = ReleasePlan("rdc-versatile", (Stage("first", "rdc-versatile-stage0", "kodak_psnr_beta1", overrides=sched),
+                                         Stage("second", "rdc-versatile-stage0", "kodak_psnr_beta1",
+                                               overrides=(*small, "optim.steps=5"))))
+    monkeypatch.setitem(release.PLANS, "rdc-versatile", tiny)
+    monkeypatch.setattr(release, "manifest_path", lambda plan=None: tmp_path / "no-weights" / "release.json")
+    monkeypatch.setattr(release, "evaluate", lambda *a, **k: ({}, "compressai-rdc eval ..."))
+    step = Trainer.train_step
+
+    def train_step(self, i):
+        if i == 1 and self.out.name.endswith("second"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, i)
+
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    runs, ledger = tmp_path / "runs", tmp_path / "results.md"
+    first = release.continue_release("rdc-versatile", 30.0, runs=runs, data=data, evaluate_after=False, ledger=ledger,
+                                     min_stage_s=0.0)
+    assert first.stopped_by_signal and (first.stage, first.step_to) == ("first 0→3 + second", 2) and not ledger.exists()
+    assert release.unrecorded_steps(runs / "rdc-versatile-first", None)[:3] == (0, 3, 5)
+    assert release.unrecorded_steps(runs / "rdc-versatile-first", 3) is None
+    assert release.unrecorded_steps(runs / "rdc-versatile-missing", None) is None
+    monkeypatch.setattr(Trainer, "train_step", step)
+    seconds = json.loads((runs / "rdc-versatile-first" / "summary.json").read_text())["elapsed_s"]
+    report = release.continue_release("rdc-versatile", 30.0, runs=runs, data=data, eval_minutes=1.0, ledger=ledger,
+                                      min_stage_s=0.0)
+    assert (report.stage, report.step_from, report.step_to) == ("first 0→3 + second", 0, 5)
+    assert report.images == 5 + 5 * 2 and report.minutes >= seconds / 60.0
+    row = ledger.read_text().split(release.LEDGER_START)[1].split(release.LEDGER_END)[0].strip().splitlines()[2]
+    assert "| first 0→3 + second | 0→5 | 15 |" in row
+    assert release.ledger_steps(ledger) == {"first": 3, "second": 5}
+    # everything is recorded now: a further chunk counts nothing twice
+    again = release.continue_release("rdc-versatile", 30.0, runs=runs, data=data, eval_minutes=1.0, ledger=ledger,
+                                     min_stage_s=0.0)
+    assert (again.stage, again.step_from, again.step_to, again.images) == ("second", 5, 5, 0)
 
 
 def test_adopt_refuses_exports_without_release_metadata(tmp_path):

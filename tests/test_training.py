@@ -14,7 +14,7 @@ from compressai_rdc.cli import main
 from compressai_rdc.errors import DatasetError, InvalidArgumentError, RDCError
 from compressai_rdc.training.data import CropSampler, fit_to_crop
 from compressai_rdc.training.recipes import build_recipe, list_configs, load_config
-from compressai_rdc.training.trainer import Trainer, keep_entropy_models_fp32
+from compressai_rdc.training.trainer import Trainer, keep_entropy_models_fp32, load_init_weights
 
 #: small architectures so that CPU runs take seconds
 TINY = {
@@ -144,6 +144,41 @@ def test_export_writes_fp16_weights_that_load_and_initialise(tiny_data, tmp_path
     s2 = _ckpt(tmp_path / "s2")["model"]
     k = next(k for k in sd if k.startswith("primary.") and k in params and sd[k].numel() > 1)
     assert torch.equal(s2[k].half(), sd[k])  # primary frozen in stage II: still the stage-I export
+
+
+def test_init_only_starts_a_residual_of_other_widths_on_a_trained_primary(tiny_data, tmp_path):
+    """``model.init_only: [primary]``: stage II with a wider residual than the stage-I export's
+    reads only the primary's tensors from it; a plain (strict) init refuses the misfit, and
+    names that are not sub-modules, or hold no tensors in the file, are clear errors."""
+    from compressai_rdc.errors import WeightsFormatError
+    from compressai_rdc.zoo import load_state_dict_file
+
+    w = tmp_path / "w.safetensors"
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "r", tiny_data, 2, "--export", str(w))) == 0
+    sd = load_state_dict_file(w)
+    wide = ["model.kwargs={N: 8, M: 8, residual_N: 16, residual_M: 12}", "data.batch_size=2", "data.crop=64",
+            f"data.train={tiny_data}", "log.every=1", "log.checkpoint_every=0"]
+    with pytest.raises(WeightsFormatError, match="residual"):
+        Trainer(load_config("rdc-versatile-stage2", wide), tmp_path / "strict", device="cpu", init_weights=str(w), progress=False)
+    t = Trainer(load_config("rdc-versatile-stage2", [*wide, "model.init_only=[primary]"]), tmp_path / "s2", device="cpu",
+                init_weights=str(w), progress=False)
+    got = t.model.state_dict()
+    prim = [k for k in sd if k.startswith("primary.") and sd[k].is_floating_point() and "_cdf" not in k]
+    assert prim and all(torch.equal(got[k].float(), sd[k].float()) for k in prim)
+    assert got["residual.g_a.6.weight"].shape[0] == 12 != sd["residual.g_a.6.weight"].shape[0]
+    logs = t.train_step(0)  # the assembled model trains
+    assert all(torch.isfinite(v).all() for v in logs.values())
+    net = t.model
+    with pytest.raises(InvalidArgumentError, match=r"not sub-modules of RDCVersatile \(its parts: primary, residual\)"):
+        load_init_weights(net, w, ["primary", "decoder"])
+    other = tmp_path / "primary-only.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v for k, v in sd.items() if k.startswith("primary.")}, str(other))
+    with pytest.raises(InvalidArgumentError, match=r"hold no tensors of \['residual'\]"):
+        load_init_weights(net, other, ["residual"])
+    with pytest.raises(InvalidArgumentError, match="init_only"):
+        load_config("rdc-versatile-stage2", ["model.init_only=primary"])
 
 
 def test_training_continues_from_an_fp16_export_with_finite_rate(tiny_data, tmp_path):

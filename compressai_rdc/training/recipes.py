@@ -42,7 +42,7 @@ DEFAULTS: Dict[str, Any] = {
     "description": "",
     "kind": "rd",
     "seed": 0,
-    "model": {"name": None, "quality": None, "kwargs": {}, "init_weights": None},
+    "model": {"name": None, "quality": None, "kwargs": {}, "init_weights": None, "init_only": None},
     "data": {"train": None, "crop": 256, "batch_size": 16, "small": "upscale", "hflip": True, "vflip": False,
              "keep_on": "auto", "max_images": None, "schedule": []},
     "loss": {},
@@ -153,6 +153,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise InvalidArgumentError("config needs model.name (a compressai_rdc or CompressAI zoo model)")
     if not config["loss"]:
         raise InvalidArgumentError("config needs a loss section, e.g. {rate: {weight: 1}, mse: {weight: 0.0067}}")
+    only = config["model"].get("init_only")
+    if only is not None and (not isinstance(only, (list, tuple)) or not only or not all(isinstance(n, str) and n for n in only)):
+        raise InvalidArgumentError(f"model.init_only={only!r} must be a non-empty list of sub-module names (e.g. [primary])")
     if int(config["data"]["batch_size"]) < 1 or int(config["optim"]["steps"]) < 0:
         raise InvalidArgumentError("data.batch_size must be >= 1 and optim.steps >= 0")
 

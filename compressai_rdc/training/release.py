@@ -456,20 +456,62 @@ def ledger_markers(plan: Optional[ReleasePlan] = None) -> Tuple[str, str]:
 _ROW_STEPS = re.compile(r"^\|[^|]*\|[^|]*\|[^|]*\|\s*(?P<stage>[^|]*?)\s*\|\s*(?P<a>\d+)→(?P<b>\d+)\s*\|")
 
 
-def ledger_step(doc: Optional[Path], stage: str, plan: Optional[ReleasePlan] = None) -> Optional[int]:
-    """The step the ledger of ``doc`` last recorded for ``stage`` (the last row whose
-    chunk ended in that stage), or ``None``: a chunk continues the ledger from there."""
+_CROSSED_PART = re.compile(r"^(?P<stage>\S+)\b.*?(?P<a>\d+)→(?P<b>\d+)$")
+
+
+def ledger_steps(doc: Optional[Path], plan: Optional[ReleasePlan] = None) -> Dict[str, int]:
+    """The step the ledger of ``doc`` last recorded for each stage: a row's steps column
+    for the stage its chunk ended in, and the ``name a→b`` parts of its stage label for
+    the stages the chunk finished on the way (``stage0 23006→24000 + stage1 | 0→619``)."""
     start, end = ledger_markers(plan)
     text = doc.read_text() if doc is not None and doc.is_file() else ""
     if start not in text:
-        return None
+        return {}
     body = text.split(start, 1)[1].split(end, 1)[0]
-    last = None
+    steps: Dict[str, int] = {}
     for line in body.splitlines():
         m = _ROW_STEPS.match(line.strip())
-        if m and m["stage"].split(" + ")[-1].split(" ")[0] == stage:
-            last = int(m["b"])
-    return last
+        if not m:
+            continue
+        *finished, last = m["stage"].split(" + ")
+        for part in finished:
+            c = _CROSSED_PART.match(part.strip())
+            if c:
+                steps[c["stage"]] = int(c["b"])
+        steps[last.split(" ")[0]] = int(m["b"])
+    return steps
+
+
+def ledger_step(doc: Optional[Path], stage: str, plan: Optional[ReleasePlan] = None) -> Optional[int]:
+    """The step the ledger of ``doc`` last recorded for ``stage`` (:func:`ledger_steps`),
+    or ``None``: a chunk continues the ledger from there."""
+    return ledger_steps(doc, plan).get(stage)
+
+
+def unrecorded_steps(run: Path, recorded: Optional[int]) -> Optional[Tuple[int, int, int, float]]:
+    """``(first, last, images, seconds)`` of a finished run folder's steps after ``recorded``
+    (all of them for ``None``): the steps, images and training seconds no ledger row counts
+    yet; ``None`` when there are none (or no checkpoint). Images come from the checkpoint's
+    own config (crop schedule, batch sizes) and ``summary.json``'s world size."""
+    import torch
+
+    from compressai_rdc.training.trainer import data_phases
+
+    ckpt = run / "checkpoint.pt"
+    if not ckpt.is_file():
+        return None
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    last = int(state["step"])
+    first = 0 if recorded is None else min(int(recorded), last)
+    if first >= last:
+        return None
+    cfg = state["config"]
+    phases = data_phases(cfg["data"], int(cfg["optim"]["steps"]))
+    summary = run / "summary.json"
+    world = int(json.loads(summary.read_text()).get("world_size", 1)) if summary.is_file() else 1
+    images = sum(next(b for start, _, b in reversed(phases) if s >= start) for s in range(first, last)) * world
+    seconds = float(state.get("elapsed_s", 0.0)) - log_seconds(run, first)
+    return first, last, images, max(0.0, seconds)
 
 
 def log_seconds(run: Path, step: int) -> float:
@@ -684,11 +726,19 @@ def continue_release(
     # steps of this stage that ran after the ledger's last row but were never recorded
     # (a chunk stopped before its evaluation, or plain `train` into the run folder)
     # (all of them when the ledger has no row of this stage: its training began outside `release`)
-    if pos.source == "checkpoint" and ledger is not None:
-        recorded = ledger_step(ledger, plan.stages[pos.stage].name, plan)
-        step_from = 0 if recorded is None else min(recorded, pos.step)
+    # and the same for earlier stages a chunk without a row finished on its way (`--no-eval` across a stage's end)
     unrecorded_s = 0.0
     crossed = []
+    if pos.source == "checkpoint" and ledger is not None:
+        recorded = ledger_steps(ledger, plan)
+        for j in range(pos.stage):
+            part = unrecorded_steps(run_dir(runs, plan, j), recorded.get(plan.stages[j].name))
+            if part is not None:
+                crossed.append(f"{plan.stages[j].name} {part[0]}→{part[1]}")
+                images += part[2]
+                unrecorded_s += part[3]
+        rec = recorded.get(plan.stages[pos.stage].name)
+        step_from = 0 if rec is None else min(rec, pos.step)
     while True:
         stage = plan.stages[stage_i]
         cfg = load_config(stage.config, stage.overrides)
@@ -697,9 +747,9 @@ def continue_release(
         resume = (out / "checkpoint.pt").is_file()
         trainer = Trainer(cfg, out, device=device, resume=resume, init_weights=None if resume else (str(init) if init else None),
                           start_step=0 if resume else start_step, progress=progress)
-        first = min(trainer.step, step_from) if not crossed else trainer.step
+        first = min(trainer.step, step_from) if stage_i == pos.stage else trainer.step
         if first < trainer.step:
-            unrecorded_s = trainer.elapsed - log_seconds(out, first)
+            unrecorded_s += trainer.elapsed - log_seconds(out, first)
         trainer.fit(max_minutes=(deadline - time.monotonic()) / 60.0)
         images += _images_seen(trainer, first, trainer.step)
         export = export_path(runs, plan, stage_i)

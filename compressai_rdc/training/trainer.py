@@ -192,9 +192,7 @@ class Trainer:
         self.recipe.check_model(self.model)
         init = init_weights or cfg["model"].get("init_weights")
         if init and not resume:
-            from compressai_rdc.zoo import load_into, load_state_dict_file
-
-            load_into(self.model, load_state_dict_file(init), source=str(init))
+            load_init_weights(self.model, init, cfg["model"].get("init_only"))
         self.frozen = self._freeze(cfg.get("freeze") or [])
         if self.bf16:
             keep_entropy_models_fp32(self.model)
@@ -690,6 +688,36 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str =
         elif a != b:
             out.append(f"{prefix}{k}: {a!r} -> {b!r}")
     return out
+
+
+def load_init_weights(model: nn.Module, path: Union[str, Path], only: Optional[Sequence[str]] = None) -> nn.Module:
+    """Start ``model`` from the ``.safetensors`` file ``path``.
+
+    With ``only`` (sub-module names, ``config model.init_only``, e.g. ``[primary]``) just
+    those sub-modules' tensors are read from the file and every other part keeps its
+    fresh initialisation: a residual branch of other widths trained on a finished
+    primary, or a new part assembled around trained ones.
+
+    Raises:
+        InvalidArgumentError: a name of ``only`` is not a sub-module of ``model``, or the
+            file holds none of its tensors.
+        WeightsFormatError: the picked tensors do not fit ``model``.
+    """
+    from compressai_rdc.zoo import load_into, load_state_dict_file
+
+    state = load_state_dict_file(path)
+    if only:
+        modules = dict(model.named_modules())
+        bad = [n for n in only if not n or n not in modules]
+        if bad:
+            children = ", ".join(n for n, _ in model.named_children())
+            raise InvalidArgumentError(f"model.init_only names {bad}, not sub-modules of {type(model).__name__} (its parts: {children})")
+        picked = {k: v for k, v in state.items() if any(k.startswith(n + ".") for n in only)}
+        empty = [n for n in only if not any(k.startswith(n + ".") for k in picked)]
+        if empty:
+            raise InvalidArgumentError(f"init weights {str(path)!r} hold no tensors of {empty} (model.init_only)")
+        state = {**model.state_dict(), **picked}
+    return load_into(model, state, source=str(path) + (f" ({', '.join(only)} only)" if only else ""))
 
 
 def data_phases(data: Mapping[str, Any], total_steps: int) -> List[Tuple[int, int, int]]:
