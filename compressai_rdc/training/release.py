@@ -636,7 +636,7 @@ PLANS: Dict[str, ReleasePlan] = {
         "rdc-versatile",
         (
             Stage("stage0", "rdc-versatile-stage0", objective="kodak_psnr_beta1"),
-            Stage("stage1", "rdc-versatile-stage1-moco-balanced", objective="imagenet_top1_beta1"),
+            Stage("stage1", "rdc-versatile-stage1-moco-light", objective="imagenet_top1_beta1"),
             Stage("stage2", "rdc-versatile-stage2", objective="kodak_psnr_beta0", residual=True, guards=("imagenet_top1_beta1",)),
         ),
         description="primary as a variable-rate MSE codec (stage 0), fine-tuned for cognition (stage I), then the residual (stage II)",
