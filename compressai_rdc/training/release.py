@@ -495,7 +495,7 @@ def unrecorded_steps(run: Path, recorded: Optional[int]) -> Optional[Tuple[int, 
     own config (crop schedule, batch sizes) and ``summary.json``'s world size."""
     import torch
 
-    from compressai_rdc.training.trainer import data_phases
+    from compressai_rdc.training.trainer import data_phases, images_between
 
     ckpt = run / "checkpoint.pt"
     if not ckpt.is_file():
@@ -509,7 +509,7 @@ def unrecorded_steps(run: Path, recorded: Optional[int]) -> Optional[Tuple[int, 
     phases = data_phases(cfg["data"], int(cfg["optim"]["steps"]))
     summary = run / "summary.json"
     world = int(json.loads(summary.read_text()).get("world_size", 1)) if summary.is_file() else 1
-    images = sum(next(b for start, _, b in reversed(phases) if s >= start) for s in range(first, last)) * world
+    images = images_between(phases, first, last, world)
     seconds = float(state.get("elapsed_s", 0.0)) - log_seconds(run, first)
     return first, last, images, max(0.0, seconds)
 
@@ -673,7 +673,9 @@ class ChunkReport:
 
 
 def _images_seen(trainer, start: int, stop: int) -> int:
-    return sum(trainer.phase(s)[1] for s in range(start, stop)) * trainer.dist.world_size
+    from compressai_rdc.training.trainer import images_between
+
+    return images_between(trainer.phases, start, stop, trainer.dist.world_size)
 
 
 def continue_release(

@@ -325,11 +325,7 @@ class Trainer:
 
     def phase(self, step: int) -> Tuple[int, int]:
         """``(crop, batch_size)`` of optimisation step ``step`` (see :func:`data_phases`)."""
-        crop, batch = self.phases[0][1:]
-        for start, c, b in self.phases:
-            if step >= start:
-                crop, batch = c, b
-        return crop, batch
+        return phase_at(self.phases, step)
 
     def _data(self, crop: Optional[int] = None) -> CropSampler:
         """The sampler of ``crop`` (default: the first phase's), built on first use:
@@ -690,6 +686,21 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str =
     return out
 
 
+def phase_at(phases: Sequence[Tuple[int, int, int]], step: int) -> Tuple[int, int]:
+    """``(crop, batch_size)`` at optimisation step ``step`` of a :func:`data_phases` schedule."""
+    crop, batch = phases[0][1:]
+    for start, c, b in phases:
+        if step >= start:
+            crop, batch = c, b
+    return crop, batch
+
+
+def images_between(phases: Sequence[Tuple[int, int, int]], start: int, stop: int, world_size: int = 1) -> int:
+    """Training images of steps ``start … stop − 1`` of a :func:`data_phases` schedule
+    (each step one batch per process)."""
+    return sum(phase_at(phases, s)[1] for s in range(start, stop)) * world_size
+
+
 def load_init_weights(model: nn.Module, path: Union[str, Path], only: Optional[Sequence[str]] = None) -> nn.Module:
     """Start ``model`` from the ``.safetensors`` file ``path``.
 
@@ -806,4 +817,4 @@ class _CsvLog:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-__all__ = ["CheckpointError", "Trainer", "cpu_supports_bf16", "data_phases", "keep_entropy_models_fp32", "split_parameters"]
+__all__ = ["CheckpointError", "Trainer", "cpu_supports_bf16", "data_phases", "images_between", "phase_at", "keep_entropy_models_fp32", "split_parameters"]
