@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Sequence
 import torch
 
 from compressai_rdc import codec
-from compressai_rdc.data import find_data_dir, list_images, load_image
-from compressai_rdc.eval.protocol import PROTOCOLS
+from compressai_rdc.data import find_data_dir
+from compressai_rdc.eval.protocol import PROTOCOLS, load_eval_data
 from compressai_rdc.zoo import load_model
 
 
@@ -62,11 +62,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=50, help="images (every n-th of the folder, sorted)")
     args = ap.parse_args()
     root = Path(args.dataset) if args.dataset else find_data_dir("imagenet-dev")
-    if root is None or not root.is_dir():
+    if root is None:
         raise SystemExit("imagenet-dev/ not found: pass --dataset DIR or set $COMPRESSAI_RDC_DATA")
-    paths = list_images(root)
-    paths = paths[:: max(1, len(paths) // args.limit)][: args.limit]
-    images = [(PROTOCOLS[args.protocol](load_image(p)) * 255).round() / 255 for p in paths]  # 8-bit, as the evaluation
+    data = load_eval_data(root.name, str(root), protocol=args.protocol)  # the evaluation's 8-bit protocol images
+    images = [im.float() / 255 for im in data.images[:: max(1, len(data.images) // args.limit)][: args.limit]]
     net = load_model(args.model, weights=args.weights, pretrained=args.weights is None)
     for rate in (float(r) for r in args.rates.split(",")):
         print(json.dumps({"rate": rate, **overhead(net, images, rate, args.layers, args.beta)}), flush=True)
