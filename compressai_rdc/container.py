@@ -6,37 +6,54 @@ decoder needs to check that the stream is complete, intact and meant for the
 model at hand. It knows nothing about neural networks; :mod:`compressai_rdc.codec`
 fills it from a model and decodes it again.
 
-Byte layout (format version 2, all integers little-endian)::
+Byte layout (format version 3, the one written; integers little-endian,
+"varint" = unsigned LEB128 of at most 5 bytes, minimal, value < 2**32)::
 
-    offset  size        field
-    ------  ----------  -------------------------------------------------------
-    0       4           magic  b"RDCs"
-    4       1           format version (2; 1 is read too, see below)
-    5       1           flags (0; any other value is unsupported)
-    6       1           n = length of the model name (1..128)
-    7       n           model name, ASCII (registry key or class path)
-    .       8           weights hash: first 8 bytes of sha256 of the state dict
-    .       2           B  batch size (1..64)
-    .       2, 2        H, W  image height and width before padding (1..16384)
-    .       2 x 4       padding left, right, top, bottom (each < 1024)
-    .       1           s = number of shape integers (0..8)
-    .       4 x s       CompressAI ``shape`` (uint32 each)
-    .       1           c = number of control parameters (0..16)
-    .       c x (1+k+4) key length k (1..32), key (ASCII identifier), value float32
-    .       1           G = number of substream groups (1..64)
-    .       G           layer tag per group: 0 = always needed, j >= 1 = belongs
-                        to scalable refinement layer j (tags never decrease)
-    .       G x B x 8   per substream (group-major, then image): length uint32,
-                        CRC32 of its bytes uint32
-    .       1           k = number of entropy-parameter checks (0..8; version 2 only)
-    .       k x (4+4B)  per check: CRC32 of the entropy coder tables, then per
-                        image CRC32 of the scale indexes and means
-                        (:mod:`compressai_rdc.entropy_check`; version 2 only)
-    .       4           CRC32 of every header byte before this field
-    .       sum(len)    payload: the substreams, concatenated in table order
+    field                     size        content
+    ------------------------  ----------  -------------------------------------------
+    magic                     4           b"RDCs"
+    format version            1           3 (1 and 2 are read too, see below)
+    model name                1 + n       n (1..128), ASCII registry key or class path
+    weights hash              4           first 4 bytes of sha256 of the state dict
+    B, H, W                   3 varints   batch (1..64), height and width before
+                                          padding (1..16384)
+    padding                   1 + varints bit i set when pad[i] (left, right, top,
+                                          bottom) is non-zero; then those values
+                                          (each 1..1023); bits 4-7 are zero
+    shape                     1 + varints s (0..8), then CompressAI ``shape``
+    controls                  1 + ...     c (0..16); per control one byte: key length
+                                          k (1..32) in bits 0-5 and the value's
+                                          encoding in bits 6-7 (0 = float32,
+                                          1 = float16, 2 = zero, 3 invalid), the key
+                                          (ASCII identifier), the value (4, 2 or 0 bytes)
+    groups                    1 + G       G (1..64) and a layer tag per group: 0 =
+                                          always needed, j >= 1 = belongs to scalable
+                                          refinement layer j (tags never decrease)
+    substream lengths         G x B       varints, group-major, then image
+    layer CRCs                4 per tag   CRC32 of each layer's substreams
+                                          (the groups with that tag, concatenated in
+                                          table order), one per distinct tag, ascending
+    entropy checks            1 + k(4+4B) k (0..8); per check the CRC32 of the entropy
+                                          coder tables, then per image the CRC32 of the
+                                          scale indexes and means
+                                          (:mod:`compressai_rdc.entropy_check`)
+    header CRC                4           CRC32 of every header byte before it
+    payload                   sum(len)    the substreams, concatenated in table order
 
-Version 1 (before the fixed-point entropy parameters) has no check field.
-It is still parsed (``StreamHeader.version == 1``) so that
+Format 3 is format 2 made compact (a 256x256 ``rdc-versatile`` image at
+β = 1: 79 header bytes instead of 111): varints instead of fixed-width
+integers, padding and zero/float16 control values in fewer bytes, a 4-byte
+weights hash, one CRC per refinement layer instead of a length and a CRC per
+substream, no flags byte. A decode that reads only some layers can still
+verify every byte it reads, and :func:`compressai_rdc.codec.truncate` keeps the
+CRCs of the layers it keeps.
+
+Version 2 (written before format 3) has a flags byte after the version (0),
+an 8-byte weights hash, B/H/W and padding as uint16, shape values as uint32,
+controls as key length, key, float32, and per substream a uint32 length and
+the CRC32 of its bytes. It is read and written (``StreamHeader.version == 2``).
+Version 1 (before the fixed-point entropy parameters) is version 2 without
+the entropy checks. It is still parsed (``StreamHeader.version == 1``) so that
 :func:`compressai_rdc.codec.decode` can refuse such a stream of a model whose
 entropy parameters are now computed differently with
 :class:`UnsupportedBitstreamError` (its parameters came from the float path and
@@ -66,9 +83,13 @@ from typing import Dict, List, Sequence, Tuple
 from compressai_rdc.errors import RDCError
 
 MAGIC = b"RDCs"
-FORMAT_VERSION = 2
-#: versions :func:`read_header` parses
-READ_VERSIONS = (1, 2)
+#: the version :func:`pack` writes unless a header asks for another
+FORMAT_VERSION = 3
+#: versions :func:`read_header` parses (and :func:`pack` writes)
+READ_VERSIONS = (1, 2, 3)
+#: bytes of the weights hash each format version stores (the leading bytes of
+#: :func:`compressai_rdc.codec.weights_hash`)
+HASH_BYTES = {1: 8, 2: 8, 3: 4}
 
 MAX_NAME = 128
 MAX_BATCH = 64
@@ -82,6 +103,9 @@ MAX_KEY = 32
 MAX_GROUPS = 64
 MAX_SUBSTREAM = 1 << 30
 MAX_CHECKS = 8
+MAX_VARINT = (1 << 32) - 1
+#: format 3 control value encodings (bits 6-7 of the key-length byte)
+_F32, _F16, _ZERO = 0, 1, 2
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -135,8 +159,9 @@ class StreamHeader:
 
     Attributes:
         model_name: registry key of the model (or its class path).
-        weights_hash: 8 bytes identifying the exact weights (see
-            :func:`compressai_rdc.codec.weights_hash`).
+        weights_hash: bytes identifying the exact weights (see
+            :func:`compressai_rdc.codec.weights_hash`); :func:`pack` stores the
+            first :data:`HASH_BYTES` ``[version]`` of them (8, or 4 in format 3).
         batch: number of images B.
         height, width: image size before padding.
         pad: ``(left, right, top, bottom)`` padding added before coding.
@@ -144,7 +169,10 @@ class StreamHeader:
         controls: float parameters the decoder needs (e.g. ``{"rate": 3.5}``).
         layers: layer tag of each substream group (0 = base).
         lengths: byte length of each substream, ``lengths[group][image]``.
-        crcs: CRC32 of each substream, same indexing.
+        crcs: CRC32 of each substream, same indexing (formats 1 and 2; empty in format 3).
+        layer_crcs: format 3: CRC32 of each refinement layer's substreams (the
+            groups with that tag, concatenated in table order), one per distinct
+            tag in ascending order; empty in formats 1 and 2.
         checks: entropy-parameter check values, one per hyperprior of the model
             (:mod:`compressai_rdc.entropy_check`); empty for models without.
         version: container format version (written: :data:`FORMAT_VERSION`;
@@ -163,6 +191,7 @@ class StreamHeader:
     layers: Tuple[int, ...] = ()
     lengths: Tuple[Tuple[int, ...], ...] = ()
     crcs: Tuple[Tuple[int, ...], ...] = ()
+    layer_crcs: Tuple[int, ...] = ()
     checks: Tuple[EntropyCheck, ...] = ()
     version: int = FORMAT_VERSION
     header_size: int = 0
@@ -198,11 +227,14 @@ def validate_header(h: StreamHeader) -> None:
         CorruptBitstreamError: naming the field, its value and the valid range.
     """
     C = CorruptBitstreamError
+    if h.version not in READ_VERSIONS:
+        _fail(UnsupportedBitstreamError, f"container format version {h.version}; valid: {READ_VERSIONS}")
     name = h.model_name
     if not isinstance(name, str) or not (1 <= len(name) <= MAX_NAME) or not name.isascii() or not name.isprintable():
         _fail(C, f"model name {name!r} must be 1..{MAX_NAME} printable ASCII characters")
-    if not isinstance(h.weights_hash, (bytes, bytearray)) or len(h.weights_hash) != 8:
-        _fail(C, f"weights hash must be 8 bytes, got {h.weights_hash!r}")
+    n_hash = HASH_BYTES[h.version]
+    if not isinstance(h.weights_hash, (bytes, bytearray)) or len(h.weights_hash) != n_hash:
+        _fail(C, f"weights hash must be {n_hash} bytes in format {h.version}, got {h.weights_hash!r}")
     if not (1 <= h.batch <= MAX_BATCH):
         _fail(C, f"batch size {h.batch} is outside 1..{MAX_BATCH}")
     for what, v in (("height", h.height), ("width", h.width)):
@@ -229,14 +261,18 @@ def validate_header(h: StreamHeader) -> None:
         _fail(C, f"{G} substream groups; valid: 1..{MAX_GROUPS}")
     if any(not (0 <= t <= G) for t in h.layers) or any(b < a for a, b in zip(h.layers, h.layers[1:])):
         _fail(C, f"layer tags {tuple(h.layers)} must be non-decreasing values in 0..{G}")
-    if len(h.lengths) != G or len(h.crcs) != G or any(len(g) != h.batch for g in (*h.lengths, *h.crcs)):
+    if len(h.lengths) != G or any(len(g) != h.batch for g in h.lengths):
         _fail(C, f"substream table must hold {G} groups x {h.batch} images")
+    if h.version >= 3:
+        n_tags = len(set(h.layers))
+        if h.crcs or len(h.layer_crcs) != n_tags or any(not (0 <= c < 1 << 32) for c in h.layer_crcs):
+            _fail(C, f"format {h.version} holds one CRC32 per layer ({n_tags}) and no substream CRCs")
+    elif h.layer_crcs or len(h.crcs) != G or any(len(g) != h.batch for g in h.crcs):
+        _fail(C, f"format {h.version} holds a CRC32 per substream ({G} groups x {h.batch} images) and no layer CRCs")
     for g in h.lengths:
         for n in g:
             if not (0 <= n <= MAX_SUBSTREAM):
                 _fail(C, f"substream length {n} is outside 0..{MAX_SUBSTREAM}")
-    if h.version not in READ_VERSIONS:
-        _fail(UnsupportedBitstreamError, f"container format version {h.version}; valid: {READ_VERSIONS}")
     if h.version == 1 and h.checks:
         _fail(C, "format version 1 has no entropy-parameter checks")
     if len(h.checks) > MAX_CHECKS:
@@ -249,39 +285,113 @@ def validate_header(h: StreamHeader) -> None:
 # -----------------------------------------------------------------------------
 # Writing
 # -----------------------------------------------------------------------------
+def varint(n: int) -> bytes:
+    """Unsigned LEB128 of ``0 <= n <= MAX_VARINT`` (format 3's integers)."""
+    if not (0 <= n <= MAX_VARINT):
+        _fail(CorruptBitstreamError, f"{n} does not fit a varint (0..{MAX_VARINT})")
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def layer_crcs(layers: Sequence[int], strings: Sequence[Sequence[bytes]]) -> Tuple[int, ...]:
+    """Format 3's CRC32 per refinement layer: one per distinct tag of ``layers``, ascending."""
+    out = []
+    for tag in sorted(set(layers)):
+        crc = 0
+        for t, group in zip(layers, strings):
+            if t == tag:
+                for s in group:
+                    crc = zlib.crc32(s, crc)
+        out.append(crc)
+    return tuple(out)
+
+
+def _float32(key: str, value: float) -> float:
+    """``value`` rounded to float32 (what the container stores)."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        _fail(CorruptBitstreamError, f"control {key!r} = {value!r} does not fit a float32")
+
+
+def _control_v3(key: str, value: float) -> bytes:
+    kb = key.encode("ascii")
+    if value == 0.0 and math.copysign(1.0, value) > 0:
+        return bytes([len(kb) | _ZERO << 6]) + kb
+    try:
+        half = struct.pack("<e", value)
+    except OverflowError:  # above float16's range: stored as float32
+        half = None
+    if half is not None and struct.unpack("<e", half)[0] == value:
+        return bytes([len(kb) | _F16 << 6]) + kb + half
+    return bytes([len(kb) | _F32 << 6]) + kb + struct.pack("<f", value)
+
+
+def _header_v12(h: StreamHeader) -> bytearray:
+    name = h.model_name.encode("ascii")
+    out = bytearray(MAGIC)
+    out += struct.pack("<BBB", h.version, 0, len(name)) + name + bytes(h.weights_hash)
+    out += struct.pack("<HHH4H", h.batch, h.height, h.width, *h.pad)
+    out += struct.pack(f"<B{len(h.shape)}I", len(h.shape), *h.shape)
+    out += struct.pack("<B", len(h.controls))
+    for k, v in h.controls.items():
+        out += struct.pack("<B", len(k)) + k.encode("ascii") + struct.pack("<f", v)
+    out += struct.pack(f"<B{len(h.layers)}B", len(h.layers), *h.layers)
+    for lg, cg in zip(h.lengths, h.crcs):
+        for n, c in zip(lg, cg):
+            out += struct.pack("<II", n, c)
+    return out
+
+
+def _header_v3(h: StreamHeader) -> bytearray:
+    name = h.model_name.encode("ascii")
+    out = bytearray(MAGIC)
+    out += struct.pack("<BB", h.version, len(name)) + name + bytes(h.weights_hash)
+    out += varint(h.batch) + varint(h.height) + varint(h.width)
+    out.append(sum(1 << i for i, p in enumerate(h.pad) if p))
+    out += b"".join(varint(p) for p in h.pad if p)
+    out += bytes([len(h.shape)]) + b"".join(varint(v) for v in h.shape)
+    out.append(len(h.controls))
+    for k, v in h.controls.items():
+        out += _control_v3(k, v)
+    out += bytes([len(h.layers), *h.layers])
+    out += b"".join(varint(n) for g in h.lengths for n in g)
+    out += struct.pack(f"<{len(h.layer_crcs)}I", *h.layer_crcs)
+    return out
+
+
 def pack(header: StreamHeader, strings: Sequence[Sequence[bytes]]) -> bytes:
     """Serialise ``header`` and ``strings[group][image]`` into container bytes.
 
-    ``header.lengths``/``crcs``/``header_size`` are recomputed from ``strings``;
-    ``header.layers`` must give one tag per group.
+    Written in ``header.version`` (default :data:`FORMAT_VERSION`).
+    ``header.lengths``/``crcs``/``layer_crcs``/``header_size`` are recomputed
+    from ``strings``; ``header.layers`` must give one tag per group;
+    ``weights_hash`` is cut to the version's :data:`HASH_BYTES`.
 
     Raises:
         CorruptBitstreamError: when a field is out of the format's bounds.
+        UnsupportedBitstreamError: for a version outside :data:`READ_VERSIONS`.
     """
+    if header.version not in READ_VERSIONS:
+        _fail(UnsupportedBitstreamError, f"container format version {header.version!r}; valid: {READ_VERSIONS}")
     strings = [[bytes(s) for s in group] for group in strings]
+    layers = tuple(int(t) for t in header.layers)
     lengths = tuple(tuple(len(s) for s in group) for group in strings)
-    crcs = tuple(tuple(zlib.crc32(s) for s in group) for group in strings)
-    header = replace(header, lengths=lengths, crcs=crcs, pad=tuple(int(p) for p in header.pad),
-                     shape=tuple(int(s) for s in header.shape), layers=tuple(int(t) for t in header.layers),
+    v3 = header.version >= 3
+    crcs = () if v3 else tuple(tuple(zlib.crc32(s) for s in group) for group in strings)
+    header = replace(header, lengths=lengths, crcs=crcs, layers=layers,
                      controls={k: float(v) for k, v in header.controls.items()},
+                     layer_crcs=layer_crcs(layers, strings) if v3 and len(strings) == len(layers) else (),
+                     weights_hash=bytes(header.weights_hash)[:HASH_BYTES[header.version]],
+                     pad=tuple(int(p) for p in header.pad), shape=tuple(int(s) for s in header.shape),
                      checks=tuple(EntropyCheck(int(c.tables), tuple(int(v) for v in c.params)) for c in header.checks))
     validate_header(header)
-    name = header.model_name.encode("ascii")
-    out = bytearray(MAGIC)
-    out += struct.pack("<BBB", header.version, 0, len(name)) + name + bytes(header.weights_hash)
-    out += struct.pack("<HHH4H", header.batch, header.height, header.width, *header.pad)
-    out += struct.pack(f"<B{len(header.shape)}I", len(header.shape), *header.shape)
-    out += struct.pack("<B", len(header.controls))
-    for k, v in header.controls.items():
-        kb = k.encode("ascii")
-        value = struct.unpack("<f", struct.pack("<f", v))[0]
-        if not math.isfinite(value):
-            _fail(CorruptBitstreamError, f"control {k!r} = {v!r} does not fit a float32")
-        out += struct.pack("<B", len(kb)) + kb + struct.pack("<f", v)
-    out += struct.pack(f"<B{len(header.layers)}B", len(header.layers), *header.layers)
-    for lg, cg in zip(lengths, crcs):
-        for n, c in zip(lg, cg):
-            out += struct.pack("<II", n, c)
+    header = replace(header, controls={k: _float32(k, v) for k, v in header.controls.items()})
+    out = _header_v3(header) if v3 else _header_v12(header)
     if header.version >= 2:
         out += struct.pack("<B", len(header.checks))
         for c in header.checks:
@@ -314,6 +424,20 @@ class _Reader:
     def unpack(self, fmt: str, what: str):
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
 
+    def varint(self, what: str) -> int:
+        """One format-3 varint (minimal LEB128, at most 5 bytes, < 2**32)."""
+        value = 0
+        for i in range(5):
+            (byte,) = self.take(1, what)
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if i and not byte:
+                    raise CorruptBitstreamError(f"the {what} varint is not minimal (a trailing zero byte)")
+                if value > MAX_VARINT:
+                    raise CorruptBitstreamError(f"the {what} varint {value} exceeds {MAX_VARINT}")
+                return value
+        raise CorruptBitstreamError(f"the {what} varint is longer than 5 bytes")
+
 
 def _as_bytes(data) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -338,67 +462,126 @@ def read_header(data: bytes) -> StreamHeader:
     if magic != MAGIC:
         raise ForeignBitstreamError(f"not a compressai-rdc container: magic {magic!r}, expected {MAGIC!r}")
     r.take(4, "magic")
-    version, flags, name_len = r.unpack("BBB", "version/flags/name length")
+    (version,) = r.unpack("B", "version")
     if version not in READ_VERSIONS:
         raise UnsupportedBitstreamError(f"container format version {version}; this library reads versions {READ_VERSIONS}")
-    if flags != 0:
-        raise UnsupportedBitstreamError(f"container flags 0x{flags:02x} are not supported (expected 0)")
-    if not (1 <= name_len <= MAX_NAME):
-        raise CorruptBitstreamError(f"model name length {name_len} is outside 1..{MAX_NAME}")
-    name_b = r.take(name_len, "model name")
-    try:
-        name = name_b.decode("ascii")
-    except UnicodeDecodeError:
-        raise CorruptBitstreamError(f"model name {name_b!r} is not ASCII") from None
-    whash = r.take(8, "weights hash")
-    batch, height, width, *pad = r.unpack("HHH4H", "image size")
-    (n_shape,) = r.unpack("B", "shape length")
-    if n_shape > MAX_SHAPE:
-        raise CorruptBitstreamError(f"shape length {n_shape} exceeds {MAX_SHAPE}")
-    shape = r.unpack(f"{n_shape}I", "shape")
-    (n_ctl,) = r.unpack("B", "control count")
-    if n_ctl > MAX_CONTROLS:
-        raise CorruptBitstreamError(f"{n_ctl} control parameters; at most {MAX_CONTROLS} are allowed")
-    controls: Dict[str, float] = {}
-    for _ in range(n_ctl):
-        (klen,) = r.unpack("B", "control name length")
-        if not (1 <= klen <= MAX_KEY):
-            raise CorruptBitstreamError(f"control name length {klen} is outside 1..{MAX_KEY}")
-        kb = r.take(klen, "control name")
-        key = kb.decode("latin-1")
-        if not _KEY_RE.match(key):
-            raise CorruptBitstreamError(f"control name {kb!r} is not an ASCII identifier")
-        if key in controls:
-            raise CorruptBitstreamError(f"control {key!r} appears twice")
-        (controls[key],) = r.unpack("f", f"control {key!r}")
-    (n_groups,) = r.unpack("B", "substream group count")
-    if not (1 <= n_groups <= MAX_GROUPS):
-        raise CorruptBitstreamError(f"{n_groups} substream groups; valid: 1..{MAX_GROUPS}")
-    layers = r.unpack(f"{n_groups}B", "layer tags")
-    if not (1 <= batch <= MAX_BATCH):  # bound before reading a table sized by it
-        raise CorruptBitstreamError(f"batch size {batch} is outside 1..{MAX_BATCH}")
-    table = r.unpack(f"{2 * n_groups * batch}I", "substream table")
+    if version < 3:
+        (flags,) = r.unpack("B", "flags")
+        if flags != 0:
+            raise UnsupportedBitstreamError(f"container flags 0x{flags:02x} are not supported (expected 0)")
+    fields = (_read_v3 if version >= 3 else _read_v12)(r, version)
     checks: List[EntropyCheck] = []
     if version >= 2:
         (n_checks,) = r.unpack("B", "entropy check count")
         if n_checks > MAX_CHECKS:
             raise CorruptBitstreamError(f"{n_checks} entropy-parameter checks; at most {MAX_CHECKS} are allowed")
         for _ in range(n_checks):
-            tables, *params = r.unpack(f"{1 + batch}I", "entropy check")
+            tables, *params = r.unpack(f"{1 + fields['batch']}I", "entropy check")
             checks.append(EntropyCheck(tables, tuple(params)))
     header_end = r.pos
     (crc,) = r.unpack("I", "header CRC")
     if zlib.crc32(data[:header_end]) != crc:
         raise CorruptBitstreamError("header CRC32 mismatch: the header bytes are corrupt")
-    lengths = tuple(tuple(table[2 * (g * batch + b)] for b in range(batch)) for g in range(n_groups))
-    crcs = tuple(tuple(table[2 * (g * batch + b) + 1] for b in range(batch)) for g in range(n_groups))
-    header = StreamHeader(
-        model_name=name, weights_hash=whash, batch=batch, height=height, width=width, pad=tuple(pad),
-        shape=tuple(shape), controls=controls, layers=tuple(layers), lengths=lengths, crcs=crcs,
-        checks=tuple(checks), version=version, header_size=r.pos,
-    )
+    header = StreamHeader(**fields, checks=tuple(checks), version=version, header_size=r.pos)
     validate_header(header)
     return header
+
+
+def _read_name(r: _Reader) -> str:
+    (name_len,) = r.unpack("B", "name length")
+    if not (1 <= name_len <= MAX_NAME):
+        raise CorruptBitstreamError(f"model name length {name_len} is outside 1..{MAX_NAME}")
+    name_b = r.take(name_len, "model name")
+    try:
+        return name_b.decode("ascii")
+    except UnicodeDecodeError:
+        raise CorruptBitstreamError(f"model name {name_b!r} is not ASCII") from None
+
+
+def _check_key(kb: bytes, seen: Dict[str, float]) -> str:
+    key = kb.decode("latin-1")
+    if not _KEY_RE.match(key):
+        raise CorruptBitstreamError(f"control name {kb!r} is not an ASCII identifier")
+    if key in seen:
+        raise CorruptBitstreamError(f"control {key!r} appears twice")
+    return key
+
+
+def _check_count(n: int, bound: int, what: str) -> int:
+    if n > bound:
+        raise CorruptBitstreamError(f"{what} {n} exceeds {bound}")
+    return n
+
+
+def _check_groups(n_groups: int, batch: int) -> None:
+    if not (1 <= n_groups <= MAX_GROUPS):
+        raise CorruptBitstreamError(f"{n_groups} substream groups; valid: 1..{MAX_GROUPS}")
+    if not (1 <= batch <= MAX_BATCH):  # bound before reading a table sized by it
+        raise CorruptBitstreamError(f"batch size {batch} is outside 1..{MAX_BATCH}")
+
+
+def _read_v12(r: _Reader, version: int) -> Dict:
+    name = _read_name(r)
+    whash = r.take(8, "weights hash")
+    batch, height, width, *pad = r.unpack("HHH4H", "image size")
+    (n_shape,) = r.unpack("B", "shape length")
+    shape = r.unpack(f"{_check_count(n_shape, MAX_SHAPE, 'shape length')}I", "shape")
+    (n_ctl,) = r.unpack("B", "control count")
+    controls: Dict[str, float] = {}
+    for _ in range(_check_count(n_ctl, MAX_CONTROLS, "control count")):
+        (klen,) = r.unpack("B", "control name length")
+        if not (1 <= klen <= MAX_KEY):
+            raise CorruptBitstreamError(f"control name length {klen} is outside 1..{MAX_KEY}")
+        key = _check_key(r.take(klen, "control name"), controls)
+        (controls[key],) = r.unpack("f", f"control {key!r}")
+    (n_groups,) = r.unpack("B", "substream group count")
+    _check_groups(n_groups, batch)
+    layers = r.unpack(f"{n_groups}B", "layer tags")
+    table = r.unpack(f"{2 * n_groups * batch}I", "substream table")
+    lengths = tuple(tuple(table[2 * (g * batch + b)] for b in range(batch)) for g in range(n_groups))
+    crcs = tuple(tuple(table[2 * (g * batch + b) + 1] for b in range(batch)) for g in range(n_groups))
+    return dict(model_name=name, weights_hash=whash, batch=batch, height=height, width=width, pad=tuple(pad),
+                shape=tuple(shape), controls=controls, layers=tuple(layers), lengths=lengths, crcs=crcs)
+
+
+def _read_v3(r: _Reader, version: int) -> Dict:
+    name = _read_name(r)
+    whash = r.take(HASH_BYTES[version], "weights hash")
+    batch, height, width = (r.varint(w) for w in ("batch size", "image height", "image width"))
+    (mask,) = r.unpack("B", "padding mask")
+    if mask > 0x0F:
+        raise CorruptBitstreamError(f"padding mask 0x{mask:02x} has bits above the four sides set")
+    pad = []
+    for i, side in enumerate(("left", "right", "top", "bottom")):
+        p = r.varint(f"{side} padding") if mask >> i & 1 else 0
+        if mask >> i & 1 and p == 0:
+            raise CorruptBitstreamError(f"{side} padding is flagged non-zero but stored as 0")
+        pad.append(p)
+    (n_shape,) = r.unpack("B", "shape length")
+    shape = tuple(r.varint("shape") for _ in range(_check_count(n_shape, MAX_SHAPE, "shape length")))
+    (n_ctl,) = r.unpack("B", "control count")
+    controls: Dict[str, float] = {}
+    for _ in range(_check_count(n_ctl, MAX_CONTROLS, "control count")):
+        (tag,) = r.unpack("B", "control name length")
+        klen, kind = tag & 0x3F, tag >> 6
+        if not (1 <= klen <= MAX_KEY):
+            raise CorruptBitstreamError(f"control name length {klen} is outside 1..{MAX_KEY}")
+        key = _check_key(r.take(klen, "control name"), controls)
+        if kind == _F32:
+            (controls[key],) = r.unpack("f", f"control {key!r}")
+        elif kind == _F16:
+            (controls[key],) = r.unpack("e", f"control {key!r}")
+        elif kind == _ZERO:
+            controls[key] = 0.0
+        else:
+            raise CorruptBitstreamError(f"control {key!r} has value encoding {kind}; valid: 0 (float32), 1 (float16), 2 (zero)")
+    (n_groups,) = r.unpack("B", "substream group count")
+    _check_groups(n_groups, batch)
+    layers = r.unpack(f"{n_groups}B", "layer tags")
+    lengths = tuple(tuple(r.varint("substream length") for _ in range(batch)) for _ in range(n_groups))
+    crcs = r.unpack(f"{len(set(layers))}I", "layer CRCs")
+    return dict(model_name=name, weights_hash=whash, batch=batch, height=height, width=width, pad=tuple(pad),
+                shape=shape, controls=controls, layers=tuple(layers), lengths=lengths, layer_crcs=tuple(crcs))
 
 
 def unpack(data: bytes) -> Tuple[StreamHeader, List[List[bytes]]]:
@@ -421,15 +604,19 @@ def unpack(data: bytes) -> Tuple[StreamHeader, List[List[bytes]]]:
         raise CorruptBitstreamError(f"{len(data) - total} unexpected bytes after the end of the stream ({total} bytes)")
     pos = header.header_size
     strings: List[List[bytes]] = []
-    for g, (lg, cg) in enumerate(zip(header.lengths, header.crcs)):
+    for g, lg in enumerate(header.lengths):
         group = []
-        for b, (n, c) in enumerate(zip(lg, cg)):
+        for b, n in enumerate(lg):
             s = data[pos:pos + n]
             pos += n
-            if zlib.crc32(s) != c:
+            if header.crcs and zlib.crc32(s) != header.crcs[g][b]:
                 raise CorruptBitstreamError(f"CRC32 mismatch in substream {g} (image {b}): its bytes are corrupt")
             group.append(s)
         strings.append(group)
+    if header.version >= 3:
+        for tag, want, got in zip(sorted(set(header.layers)), header.layer_crcs, layer_crcs(header.layers, strings)):
+            if want != got:
+                raise CorruptBitstreamError(f"CRC32 mismatch in the substreams of layer {tag}: their bytes are corrupt")
     return header, strings
 
 
@@ -440,12 +627,15 @@ __all__ = [
     "EntropyParameterMismatchError",
     "FORMAT_VERSION",
     "ForeignBitstreamError",
+    "HASH_BYTES",
     "MAGIC",
     "StreamHeader",
     "TruncatedBitstreamError",
     "UnsupportedBitstreamError",
+    "layer_crcs",
     "pack",
     "read_header",
     "unpack",
     "validate_header",
+    "varint",
 ]

@@ -25,7 +25,7 @@ the default, :func:`generic_rate_control`, picks
 A model overrides the hook to reuse what does not change between probes
 (``rdc-versatile`` runs its primary analysis transform once; ``hevrc`` runs the
 stages of ``g_a`` before the first SFT once, entropy-codes each probe so that its
-estimate is the real payload, and states the header up front: an
+estimate is the real container rate, header included: an
 :attr:`RateControl.exact` control, coded once). Otherwise rate is estimated
 with the ``rate_likelihoods`` hook (no synthesis transform).
 

@@ -136,26 +136,31 @@ def seeds(net) -> List[bytes]:
 # raw container writer (no validation: forged values reach the reader)
 # -----------------------------------------------------------------------------
 def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Optional[List[List[int]]] = None) -> bytes:
-    """Container bytes for header fields ``f`` (as :class:`StreamHeader` names) with valid CRCs."""
+    """Container bytes for header fields ``f`` (as :class:`StreamHeader` names) with valid CRCs,
+    in the layout of ``f["version"]`` (format 3 for 3, else formats 1/2; written here, not by ``pack``)."""
     m = lambda v, bits: int(v) % (1 << bits)  # noqa: E731 - wrap into the field's width
     name = f["model_name"].encode("latin-1")[:255]
     version = f["version"]
-    out = bytearray(b"RDCs") + struct.pack("<BBB", m(version, 8), 0, len(name)) + name + bytes(f["weights_hash"])[:8].ljust(8, b"\0")
-    out += struct.pack("<HHH4H", *(m(v, 16) for v in (f["batch"], f["height"], f["width"], *f["pad"])))
     shape = list(f["shape"])[:255]
-    out += struct.pack(f"<B{len(shape)}I", len(shape), *(m(s, 32) for s in shape))
     controls = list(f["controls"].items())[:255]
-    out += struct.pack("<B", len(controls))
-    for k, v in controls:
-        kb = k.encode("latin-1")[:255]
-        out += struct.pack("<B", len(kb)) + kb + struct.pack("<f", v)
     layers = list(f["layers"])[:255]
-    out += struct.pack(f"<B{len(layers)}B", len(layers), *(m(t, 8) for t in layers))
-    for gi, group in enumerate(strings):
-        for bi, s in enumerate(group):
-            c = crcs[gi][bi] if crcs is not None else zlib.crc32(s)
-            out += struct.pack("<II", len(s), c)
-    if version >= 2:
+    if m(version, 8) == 3:
+        out = _raw_v3(f, name, shape, controls, layers, strings, m)
+    else:
+        out = bytearray(b"RDCs") + struct.pack("<BBB", m(version, 8), 0, len(name)) + name
+        out += bytes(f["weights_hash"])[:8].ljust(8, b"\0")
+        out += struct.pack("<HHH4H", *(m(v, 16) for v in (f["batch"], f["height"], f["width"], *f["pad"])))
+        out += struct.pack(f"<B{len(shape)}I", len(shape), *(m(s, 32) for s in shape))
+        out += struct.pack("<B", len(controls))
+        for k, v in controls:
+            kb = k.encode("latin-1")[:255]
+            out += struct.pack("<B", len(kb)) + kb + struct.pack("<f", v)
+        out += struct.pack(f"<B{len(layers)}B", len(layers), *(m(t, 8) for t in layers))
+        for gi, group in enumerate(strings):
+            for bi, s in enumerate(group):
+                c = crcs[gi][bi] if crcs is not None else zlib.crc32(s)
+                out += struct.pack("<II", len(s), c)
+    if m(version, 8) >= 2:
         checks = list(f["checks"])[:255]
         out += struct.pack("<B", len(checks))
         for tables, params in checks:
@@ -165,6 +170,38 @@ def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Option
         for s in group:
             out += s
     return bytes(out)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _raw_v3(f, name, shape, controls, layers, strings, m) -> bytearray:
+    """Format 3's header fields, values wrapped to 32 bits, every layer CRC valid."""
+    out = bytearray(b"RDCs") + bytes([3, len(name)]) + name + bytes(f["weights_hash"])[:4].ljust(4, b"\0")
+    out += b"".join(_varint(m(v, 32)) for v in (f["batch"], f["height"], f["width"]))
+    pad = [m(p, 32) for p in f["pad"]]
+    out += bytes([sum(1 << i for i, p in enumerate(pad) if p)]) + b"".join(_varint(p) for p in pad if p)
+    out += bytes([len(shape)]) + b"".join(_varint(m(s, 32)) for s in shape)
+    out.append(len(controls))
+    for k, v in controls:
+        kb = k.encode("latin-1")[:63]
+        out += bytes([len(kb)]) + kb + struct.pack("<f", v)  # float32 encoding (bits 6-7 = 0)
+    tags = [m(t, 8) for t in layers]
+    out += bytes([len(tags), *tags])
+    out += b"".join(_varint(len(s)) for group in strings for s in group)
+    for tag in sorted(set(tags)):
+        crc = 0
+        for t, group in zip(tags, strings):
+            for s in group if t == tag else ():
+                crc = zlib.crc32(s, crc)
+        out += struct.pack("<I", crc)
+    return out
 
 
 def _fields(header) -> Dict[str, Any]:
@@ -296,7 +333,7 @@ def mutate(rng: random.Random, seed_blobs: List[bytes]) -> Tuple[str, bytes]:
             checks += [(rng.randrange(1 << 32), [rng.randrange(1 << 32) for _ in range(f["batch"])])
                        for _ in range(rng.choice((1, 2, 8, 9)))]
         elif action < 0.9:
-            f["version"] = rng.choice((0, 1, 3, 255))
+            f["version"] = rng.choice((0, 1, 2, 3, 4, 255))
         else:
             for _, params in checks:
                 params.append(rng.randrange(1 << 32))

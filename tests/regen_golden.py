@@ -1,6 +1,6 @@
 """Golden vectors: container bytes of fixed inputs, pinned in ``tests/expected/``.
 
-Two files, checked by ``tests/test_golden.py``:
+Three files, checked by ``tests/test_golden.py``:
 
 ``tests/expected/golden_untrained.json``
     every registered built-in architecture, seeded (``torch.manual_seed(0)``)
@@ -14,6 +14,11 @@ Two files, checked by ``tests/test_golden.py``:
     by the weights file's sha256. When new weights ship, refresh it with::
 
         python -m tests.regen_golden --shipped
+
+``tests/expected/golden_untrained_format2.json``
+    the untrained vectors as container format 2 wrote them (session 15, before
+    format 3). Never regenerated: it pins that format-2 streams still decode,
+    to the same images.
 
 Run from the repository root. ``python -m tests.regen_golden`` (no flag)
 rewrites both files.
@@ -32,6 +37,7 @@ import torch
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 UNTRAINED_FILE = EXPECTED / "golden_untrained.json"
+FORMAT2_FILE = EXPECTED / "golden_untrained_format2.json"
 SHIPPED_FILE = EXPECTED / "golden_shipped.json"
 
 #: (height, width) of the fixed crop of the bundled sample image; not a multiple

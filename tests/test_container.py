@@ -49,13 +49,13 @@ def containers(draw):
     keys = draw(st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), max_size=4, unique=True))
     controls = {k: draw(st.floats(-1e6, 1e6, allow_nan=False, width=32)) for k in keys}
     h, w = draw(st.integers(1, 300)), draw(st.integers(1, 300))
-    pad = (0, (-w) % 64, 0, (-h) % 64)
+    pad = draw(st.sampled_from([(0, (-w) % 64, 0, (-h) % 64), ((-w) % 64 // 2, (-w) % 64 - (-w) % 64 // 2, (-h) % 64, 0)]))
     header = StreamHeader(
         model_name=draw(st.from_regex(r"[a-z][a-z0-9.-]{0,20}", fullmatch=True)),
         weights_hash=draw(st.binary(min_size=8, max_size=8)),
         batch=batch, height=h, width=w, pad=pad,
         shape=((h + pad[2] + pad[3]) // 64, (w + pad[0] + pad[1]) // 64),
-        controls=controls, layers=tuple(tags),
+        controls=controls, layers=tuple(tags), version=draw(st.sampled_from(container.READ_VERSIONS)),
     )
     return header, strings
 
@@ -67,9 +67,11 @@ def test_pack_unpack_round_trip(hs):
     data = pack(header, strings)
     got, got_strings = unpack(data)
     assert got_strings == strings
-    for f in ("model_name", "weights_hash", "batch", "height", "width", "pad", "shape", "layers"):
+    for f in ("model_name", "batch", "height", "width", "pad", "shape", "layers", "version"):
         assert getattr(got, f) == getattr(header, f), f
+    assert got.weights_hash == header.weights_hash[: container.HASH_BYTES[header.version]]
     assert got.controls == pytest.approx(header.controls)
+    assert pack(got, got_strings) == data  # a read header writes the same bytes
     assert got.total_size == len(data)
 
 
@@ -126,9 +128,25 @@ def _body(batch=1, h=64, w=64, pad=(0, 0, 0, 0), shape=(1, 1), groups=1, tags=No
     return out
 
 
-@pytest.mark.parametrize(
-    "kwargs, error, match",
-    [
+def _body3(batch=1, h=64, w=64, pad=(0, 0, 0, 0), shape=(1, 1), groups=1, tags=None, lengths=None, version=3,
+           controls=b"\x00", mask=None, pad_raw=None):
+    """A format-3 header body, written here by hand (not by :func:`pack`)."""
+    v = container.varint
+    name = b"tiny"
+    out = container.MAGIC + bytes([version, len(name)]) + name + bytes(4)
+    out += v(batch) + v(h) + v(w)
+    out += bytes([mask if mask is not None else sum(1 << i for i, p in enumerate(pad) if p)])
+    out += pad_raw if pad_raw is not None else b"".join(v(p) for p in pad if p)
+    out += bytes([len(shape)]) + b"".join(v(x) for x in shape) + controls
+    tags = tags if tags is not None else [0] * groups
+    out += bytes([groups, *tags])
+    lengths = lengths if lengths is not None else [0] * (groups * batch)
+    out += b"".join(v(n) for n in lengths)
+    out += bytes(4 * len(set(tags))) + b"\x00"  # layer CRCs (payload not reached), no entropy checks
+    return out
+
+
+HOSTILE = [
         (dict(batch=0), CorruptBitstreamError, "batch size"),
         (dict(batch=65535), CorruptBitstreamError, "batch size"),
         (dict(h=0), CorruptBitstreamError, "height"),
@@ -141,12 +159,95 @@ def _body(batch=1, h=64, w=64, pad=(0, 0, 0, 0), shape=(1, 1), groups=1, tags=No
         (dict(lengths=[2**31]), CorruptBitstreamError, "length"),
         (dict(lengths=[2**29]), TruncatedBitstreamError, "cut short"),
         (dict(version=9), UnsupportedBitstreamError, "version 9"),
-        (dict(flags=1), UnsupportedBitstreamError, "flags"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize("kwargs, error, match", HOSTILE + [(dict(flags=1), UnsupportedBitstreamError, "flags")])
 def test_hostile_headers_with_valid_crc_are_bounded(kwargs, error, match):
     with pytest.raises(error, match=match):
         unpack(_forge(_body(**kwargs)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    HOSTILE + [
+        (dict(mask=0x10), CorruptBitstreamError, "padding mask"),
+        (dict(mask=0x01, pad_raw=b"\x00"), CorruptBitstreamError, "left padding is flagged non-zero but stored as 0"),
+        (dict(controls=b"\x01\xc4rate"), CorruptBitstreamError, "value encoding 3"),
+        (dict(controls=b"\x01\x00"), CorruptBitstreamError, "control name length 0"),
+        (dict(controls=b"\x02\x84rate\x84rate"), CorruptBitstreamError, "appears twice"),
+        (dict(controls=b"\x11"), CorruptBitstreamError, "control count 17 exceeds 16"),
+        (dict(shape=(1,) * 9), CorruptBitstreamError, "shape length 9 exceeds 8"),
+    ],
+)
+def test_hostile_format3_headers_with_valid_crc_are_bounded(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        unpack(_forge(_body3(**kwargs)))
+
+
+@pytest.mark.parametrize(
+    "raw, error, match",
+    [
+        (b"\x80\x00", CorruptBitstreamError, "not minimal"),
+        (b"\xff\xff\xff\xff\x7f", CorruptBitstreamError, "exceeds 4294967295"),
+        (b"\x80\x80\x80\x80\x80\x01", CorruptBitstreamError, "longer than 5 bytes"),
+        (b"\x80", TruncatedBitstreamError, "batch size"),
+    ],
+)
+def test_format3_varints_are_minimal_and_bounded(raw, error, match):
+    body = container.MAGIC + bytes([3, 4]) + b"tiny" + bytes(4) + raw
+    with pytest.raises(error, match=match):
+        read_header(body + bytes(64) if error is CorruptBitstreamError else body)
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 300, 16383, 16384, 2**21, 2**32 - 1])
+def test_varint_round_trip(n):
+    b = container.varint(n)
+    assert len(b) == max(1, (n.bit_length() + 6) // 7)
+    r = container._Reader(b)
+    assert r.varint("x") == n and r.pos == len(b)
+
+
+def test_varint_refuses_out_of_range():
+    for bad in (-1, 2**32):
+        with pytest.raises(CorruptBitstreamError, match="varint"):
+            container.varint(bad)
+
+
+@pytest.mark.parametrize(
+    "value, size",
+    [(0.0, 0), (-0.0, 2), (1.0, 2), (3.5, 2), (-2.0, 2), (65504.0, 2), (0.1, 4), (1e5, 4), (2.37, 4), (-3.4e38, 4)],
+)
+def test_format3_controls_take_the_smallest_exact_encoding(value, size):
+    h = StreamHeader(model_name="m", weights_hash=bytes(8), batch=1, height=8, width=8, pad=(0, 0, 0, 0), shape=(1,),
+                     layers=(0,), controls={"rate": value})
+    h0 = replace(h, controls={})
+    blob = pack(h, [[b"x"]])
+    assert len(blob) - len(pack(h0, [[b"x"]])) == 1 + 4 + size  # tag byte, key, value
+    got = read_header(blob).controls["rate"]
+    assert got == struct.unpack("<f", struct.pack("<f", value))[0] and str(got) == str(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def test_controls_beyond_float32_are_refused():
+    h = StreamHeader(model_name="m", weights_hash=bytes(8), batch=1, height=8, width=8, pad=(0, 0, 0, 0), shape=(1,),
+                     layers=(0,), controls={"rate": 1e39})
+    for version in container.READ_VERSIONS:
+        with pytest.raises(CorruptBitstreamError, match="does not fit a float32"):
+            pack(replace(h, version=version), [[b"x"]])
+
+
+def test_format3_layer_crcs_cover_their_layers_only():
+    h = StreamHeader(model_name="m", weights_hash=bytes(8), batch=2, height=8, width=8, pad=(0, 0, 0, 0), shape=(1,),
+                     layers=(0, 0, 1, 2))
+    strings = [[b"ab", b"c"], [b"d", b""], [b"ef", b"g"], [b"h", b"ij"]]
+    blob = pack(h, strings)
+    got = read_header(blob)
+    assert got.crcs == () and got.layer_crcs == (zlib.crc32(b"abcd"), zlib.crc32(b"efg"), zlib.crc32(b"hij"))
+    for i, layer in ((0, 0), (3, 0), (4, 1), (6, 1), (7, 2), (9, 2)):  # one payload byte of each layer
+        raw = bytearray(blob)
+        raw[got.header_size + i] ^= 1
+        with pytest.raises(CorruptBitstreamError, match=f"layer {layer}"):
+            unpack(bytes(raw))
 
 
 def test_foreign_and_non_bytes_input():
@@ -230,10 +331,12 @@ def test_forged_header_fields_checked_against_the_model(tiny):
 
 def test_entropy_checks_round_trip_and_are_bounded():
     h = StreamHeader(model_name="m", weights_hash=bytes(8), batch=2, height=8, width=8, pad=(0, 0, 0, 0), shape=(1,),
-                     layers=(0,), checks=(EntropyCheck(7, (1, 2**32 - 1)), EntropyCheck(0, (3, 4))))
+                     layers=(0,), checks=(EntropyCheck(7, (1, 2**32 - 1)), EntropyCheck(0, (3, 4))), version=2)
     blob = container.pack(h, [[b"a", b"bc"]])
     back, strings = unpack(blob)
-    assert back.version == container.FORMAT_VERSION == 2 and back.checks == h.checks and strings == [[b"a", b"bc"]]
+    assert back.version == 2 and back.checks == h.checks and strings == [[b"a", b"bc"]]
+    v3 = container.pack(replace(h, version=3), [[b"a", b"bc"]])
+    assert container.FORMAT_VERSION == 3 and read_header(v3).checks == h.checks and unpack(v3)[1] == strings
     v1 = container.pack(replace(h, checks=(), version=1), [[b"a", b"bc"]])
     assert len(v1) == len(blob) - 1 - 2 * 12 and read_header(v1).version == 1 and read_header(v1).checks == ()
     for change, match in ((dict(checks=(EntropyCheck(1, (1,)),)), "2 image CRCs"),
@@ -249,3 +352,41 @@ def test_entropy_checks_round_trip_and_are_bounded():
     raw[read_header(blob).header_size - 4 : read_header(blob).header_size] = struct.pack("<I", zlib.crc32(bytes(raw[: read_header(blob).header_size - 4])))
     with pytest.raises(CorruptBitstreamError, match="at most 8"):
         read_header(bytes(raw))
+
+
+# -----------------------------------------------------------------------------
+# format 3 against format 2 on real streams
+# -----------------------------------------------------------------------------
+def test_format2_streams_still_decode_to_the_same_image(tiny):
+    net, _, blob = tiny
+    header, strings = unpack(blob)
+    assert header.version == container.FORMAT_VERSION == 3
+    v2 = pack(replace(header, version=2, weights_hash=codec.weights_hash(net)), strings)
+    assert read_header(v2).version == 2
+    torch.testing.assert_close(codec.decode(v2, net), codec.decode(blob, net), rtol=0, atol=0)
+    torch.testing.assert_close(codec.decode(codec.truncate(v2, 0), net), codec.decode(blob, net, layers=0), rtol=0, atol=0)
+    assert read_header(codec.truncate(v2, 0)).version == 2  # truncation keeps the stream's format
+
+
+def test_format3_header_is_smaller_by_the_fields_it_compacts(tiny):
+    """Format 3 saves: flags 1, hash 4, B/H/W 3 (one byte each here), padding 8 - 1 (no padding: the mask
+    only), shape 2 x (4 - 1), two controls at float16 2 x 2, and per substream 8 - 1 bytes
+    (one-byte lengths, no CRC) less 4 per layer CRC."""
+    net, _, blob = tiny
+    header, strings = unpack(blob)
+    n_sub, n_layers = len(header.layers) * header.batch, len(set(header.layers))
+    v2 = pack(replace(header, version=2, weights_hash=codec.weights_hash(net)), strings)
+    h2, h3 = read_header(v2), read_header(blob)
+    assert max(max(g) for g in h3.lengths) < 128 and h3.pad != (0, 0, 0, 0)  # the sizes the count below assumes
+    pad_bytes = 1 + sum(1 for p in h3.pad if p)
+    saved = 1 + 4 + 3 + (8 - pad_bytes) + 2 * 3 + 2 * 2 + 7 * n_sub - 4 * n_layers
+    assert h2.header_size - h3.header_size == saved
+    assert len(v2) - len(blob) == saved
+
+
+def test_format3_truncation_keeps_the_kept_layers_crcs(tiny):
+    net, _, blob = tiny
+    h = read_header(blob)
+    for k in range(h.num_layers + 1):
+        t = read_header(codec.truncate(blob, k))
+        assert t.layer_crcs == h.layer_crcs[: k + 1] and t.layers == tuple(x for x in h.layers if x <= k)

@@ -13,7 +13,7 @@ import pytest
 
 from compressai_rdc import codec
 
-from regen_golden import SHIPPED_FILE, UNTRAINED_FILE, builtin_models, cases, fixed_image, psnr, shipped, untrained
+from regen_golden import FORMAT2_FILE, SHIPPED_FILE, UNTRAINED_FILE, builtin_models, cases, fixed_image, psnr, shipped, untrained
 
 REGEN = "python -m tests.regen_golden"
 
@@ -49,3 +49,13 @@ def test_shipped_weights_golden_bytes(entry):
                     f"new weights shipped? refresh with `{REGEN} --shipped`")
     assert table[sha]["model"] == name
     _check(load(), name, table[sha]["vectors"])
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(FORMAT2_FILE.read_text())))
+def test_format2_golden_streams_still_decode(name):
+    """Streams written before container format 3 decode to the images they decoded to then."""
+    model, x = untrained(name), fixed_image()
+    for case, want in json.loads(FORMAT2_FILE.read_text())[name].items():
+        data = bytes.fromhex(want["hex"])
+        assert codec.read_header(data).version == 2, case
+        assert psnr(codec.decode(data, model), x) == pytest.approx(want["psnr"], abs=1e-3), f"{name}/{case}: decoded image changed"

@@ -220,15 +220,18 @@ def test_hevrc_level_search_reuses_work(hevrc_fixture, sample_image, monkeypatch
     assert data == codec.encode(hevrc_fixture, x, **ctl.controls(report.value))
 
 
-def test_hevrc_probe_is_the_real_rate_and_header_is_known_up_front(hevrc_fixture, crop):
+def test_hevrc_probe_is_the_real_rate_header_included(hevrc_fixture, crop):
+    """The probe's estimate is the whole container (format 3's header varies with its varint
+    lengths, so no fixed overhead is added)."""
     ctl = rate_control(hevrc_fixture, crop, qmap_strategy="inverse-icm")
-    assert ctl.exact and ctl.coarse is None  # 128×192: too small for a 1/4 copy
-    n = crop.shape[-2] * crop.shape[-1]
-    for t in (0.4, 1.3):
+    assert ctl.exact and ctl.coarse is None and ctl.overhead_bpp == 0.0  # 128×192: too small for a 1/4 copy
+    sizes = set()
+    for t in (0.0, 0.4, 1.3, 2.0):
         data = ctl.encode(hevrc_fixture, crop, t)
         assert data == codec.encode(hevrc_fixture, crop, **ctl.controls(t))
-        assert ctl.overhead_bpp == 8.0 * codec.read_header(data).header_size / n
-        assert ctl.estimate(t) + ctl.overhead_bpp == pytest.approx(codec.bits_per_pixel(data), rel=1e-12)
+        assert ctl.estimate(t) == codec.bits_per_pixel(data)
+        sizes.add(len(data))
+    assert len(sizes) >= 3  # the levels code different amounts
 
 
 def _synthetic(fine, coarse, calls):

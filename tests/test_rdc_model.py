@@ -8,7 +8,7 @@ from compressai.models import MeanScaleHyperprior
 
 import compressai_rdc
 from compressai_rdc import codec
-from compressai_rdc.container import ForeignBitstreamError, read_header
+from compressai_rdc.container import ForeignBitstreamError, read_header, varint
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.models import PrimaryBranch, RDCVersatile, ResidualScalableBranch
 from compressai_rdc.zoo import save_weights
@@ -192,7 +192,9 @@ def test_truncation_drops_layers_without_decoding(net, stream):
         hk = read_header(cut)
         assert hk.num_layers == k
         dropped = sum(sum(g) for g, t in zip(h.lengths, h.layers) if t > k)
-        assert len(stream) - len(cut) == dropped + 9 * sum(1 for t in h.layers if t > k)  # tag + table entry
+        # per dropped group its tag and varint lengths, per dropped layer its CRC32 (format 3)
+        table = sum(1 + sum(len(varint(n)) for n in g) for g, t in zip(h.lengths, h.layers) if t > k)
+        assert len(stream) - len(cut) == dropped + table + 4 * len({t for t in h.layers if t > k})
         assert torch.equal(net.decode(cut), net.decode(stream, layers=k))
     with pytest.raises(InvalidArgumentError, match="0..1"):
         net.decode(net.truncate(stream, 1), layers=2)

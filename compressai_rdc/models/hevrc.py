@@ -411,11 +411,9 @@ class HEVRC(CodecHooks, CompressionModel):
             return coded[t]
 
         pixels = x.shape[-2] * x.shape[-1]
-        # the header has fixed-size fields: its length does not depend on the level or the payload
-        empty = {"strings": [[b""], [b""]], "shape": self.stream_shape(*xp.shape[-2:]), "checks": [EntropyCheck(0, (0,))]}
-        header = len(codec.pack_output(self, empty, tuple(x.shape), pad, {}))
-        return Probe(lambda t: 8.0 * sum(len(s) for g in compress(t)["strings"] for s in g) / pixels, compress,
-                     overhead_bpp=8.0 * header / pixels, exact=True)
+        # the whole container (format 3's header grows with its varint lengths): the real rate at t
+        return Probe(lambda t: 8.0 * len(codec.pack_output(self, compress(t), tuple(x.shape), pad, {})) / pixels, compress,
+                     exact=True)
 
     # -- CompressAI contract -------------------------------------------------------
     def forward(self, x: Tensor, qmap: QmapLike = None) -> Dict[str, Any]:
