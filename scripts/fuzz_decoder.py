@@ -172,17 +172,10 @@ def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Option
     return bytes(out)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _raw_v3(f, name, shape, controls, layers, strings, m) -> bytearray:
     """Format 3's header fields, values wrapped to 32 bits, every layer CRC valid."""
+    from compressai_rdc.container import varint as _varint  # LEB128 of a value already wrapped to 32 bits
+
     out = bytearray(b"RDCs") + bytes([3, len(name)]) + name + bytes(f["weights_hash"])[:4].ljust(4, b"\0")
     out += b"".join(_varint(m(v, 32)) for v in (f["batch"], f["height"], f["width"]))
     pad = [m(p, 32) for p in f["pad"]]

@@ -19,6 +19,7 @@ from compressai_rdc.training.release import (
     ReleasePlan,
     Stage,
     append_ledger,
+    beta0_margin,
     interpolate_at,
     is_better,
     ledger_row,
@@ -642,3 +643,27 @@ def test_adopt_refuses_exports_without_release_metadata(tmp_path):
         release.adopt("rdc-versatile", path)
     with pytest.raises(InvalidArgumentError, match="does not exist"):
         release.adopt("rdc-versatile", tmp_path / "missing.safetensors")
+
+
+def test_beta0_margin_and_the_release_rule_keep_beta0_above_beta1():
+    """The bar asks for β = 0 above β = 1 at every rate: a stage-II candidate whose β = 0
+    point falls below the β = 1 curve never replaces shipped weights that keep it, however
+    much it wins elsewhere (session 15: +0.03 dB at 0.40 bpp and +2.9 points of top-1, but
+    β = 0 0.07 dB under β = 1 at rate 0)."""
+    plan = PLANS["rdc-versatile"]
+    s2 = plan.stages[2]
+    b1 = [[0.05, 23.0], [0.10, 25.0], [0.40, 29.0]]
+    good = {"kodak_psnr_beta0": 29.40, "imagenet_top1_beta1": 43.0,
+            "points": {"kodak_psnr_beta1": b1, "kodak_psnr_beta0": [[0.06, 23.6], [0.11, 25.4], [0.41, 29.3]]}}
+    margin = beta0_margin(good)
+    want = min(23.6 - (23.0 + 2.0 * math.log(0.06 / 0.05) / math.log(2.0)), 25.4 - (25.0 + 4.0 * math.log(1.1) / math.log(4.0)))
+    assert margin == pytest.approx(want, abs=1e-3) and margin > 0  # the 0.41 point lies beyond β = 1's range: skipped
+    bad = {"kodak_psnr_beta0": 29.45, "imagenet_top1_beta1": 46.0,
+           "points": {"kodak_psnr_beta1": b1, "kodak_psnr_beta0": [[0.06, 23.4], [0.11, 25.4], [0.41, 29.3]]}}
+    assert beta0_margin(bad) < 0
+    shipped = {"stage": "stage2", "eval": good}
+    assert not is_better(bad, shipped, s2, "stage2", plan)
+    assert is_better({**bad, "points": {**bad["points"], "kodak_psnr_beta0": good["points"]["kodak_psnr_beta0"]}}, shipped, s2, "stage2", plan)
+    # shipped weights that already miss it do not block a candidate that misses it too
+    assert is_better(bad, {"stage": "stage2", "eval": {**good, "points": bad["points"]}}, s2, "stage2", plan)
+    assert beta0_margin({"points": {"kodak_psnr_beta1": b1}}) is None and beta0_margin({}) is None

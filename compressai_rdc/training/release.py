@@ -379,6 +379,19 @@ def objective_pair(key: str, candidate: Mapping[str, Any], shipped: Mapping[str,
     return new, old
 
 
+def beta0_margin(ev: Mapping[str, Any]) -> Optional[float]:
+    """The smallest Kodak PSNR gain of β = 0 over β = 1 at equal rate: over every β = 0
+    point of ``ev["points"]`` inside the β = 1 curve's rate range, its PSNR minus the β = 1
+    curve's at its bpp (log-bpp interpolation). ``None`` without both curves. The weights
+    issue's bar asks for β = 0 above β = 1 at every rate: a margin ≥ 0."""
+    pts = ev.get("points") or {}
+    b0, b1 = pts.get("kodak_psnr_beta0"), pts.get("kodak_psnr_beta1")
+    if not b0 or not b1:
+        return None
+    gaps = [p - v for b, p in b0 for v in (interpolate_at([tuple(q) for q in b1], b),) if v is not None]
+    return round(min(gaps), 3) if gaps else None
+
+
 def is_better(candidate: Mapping[str, Any], shipped: Optional[Mapping[str, Any]], stage: Stage, shipped_stage: Optional[str], plan: ReleasePlan) -> bool:
     """A candidate replaces the shipped weights when it is further along the plan
     than them (a later stage), or, in the same stage, when it wins on the stage's
@@ -386,12 +399,18 @@ def is_better(candidate: Mapping[str, Any], shipped: Optional[Mapping[str, Any]]
     the plan's bar for that objective is not a loss; an objective the shipped
     weights never measured is not compared. A candidate of an earlier stage (a
     restarted lineage on its way) never replaces them: it lacks what the later
-    stages trained (the residual)."""
+    stages trained (the residual). For a stage that trains the residual, a
+    candidate whose β = 0 curve falls below β = 1 somewhere (:func:`beta0_margin`
+    < 0) never replaces shipped weights whose curve does not."""
     if shipped is None or shipped_stage not in {s.name for s in plan.stages}:
         return candidate.get(stage.objective) is not None or shipped is None
     if plan.index(stage.name) != plan.index(shipped_stage):
         return plan.index(stage.name) > plan.index(shipped_stage)
     old_eval = shipped.get("eval") or {}
+    if stage.residual:
+        new_margin, old_margin = beta0_margin(candidate), beta0_margin(old_eval)
+        if old_margin is not None and old_margin >= 0 and (new_margin is None or new_margin < 0):
+            return False
     wins = 0
     for key in (stage.objective, *stage.guards):
         new, old = objective_pair(key, candidate, old_eval)
@@ -860,5 +879,5 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
 
 __all__ = [
     "PLANS", "Evaluation", "Position", "ReleasePlan", "Stage", "adopt", "append_ledger", "continue_release", "eval_argv", "interpolate_at",
-    "is_better", "objective_pair", "plan_for", "read_manifest", "restart_at", "summarize", "where_it_stands",
+    "beta0_margin", "is_better", "objective_pair", "plan_for", "read_manifest", "restart_at", "summarize", "where_it_stands",
 ]
