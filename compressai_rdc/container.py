@@ -228,7 +228,7 @@ def validate_header(h: StreamHeader) -> None:
     """
     C = CorruptBitstreamError
     if h.version not in READ_VERSIONS:
-        _fail(UnsupportedBitstreamError, f"container format version {h.version}; valid: {READ_VERSIONS}")
+        _fail(UnsupportedBitstreamError, f"container format version {h.version!r}; valid: {READ_VERSIONS}")
     name = h.model_name
     if not isinstance(name, str) or not (1 <= len(name) <= MAX_NAME) or not name.isascii() or not name.isprintable():
         _fail(C, f"model name {name!r} must be 1..{MAX_NAME} printable ASCII characters")
@@ -376,17 +376,16 @@ def pack(header: StreamHeader, strings: Sequence[Sequence[bytes]]) -> bytes:
         CorruptBitstreamError: when a field is out of the format's bounds.
         UnsupportedBitstreamError: for a version outside :data:`READ_VERSIONS`.
     """
-    if header.version not in READ_VERSIONS:
-        _fail(UnsupportedBitstreamError, f"container format version {header.version!r}; valid: {READ_VERSIONS}")
     strings = [[bytes(s) for s in group] for group in strings]
     layers = tuple(int(t) for t in header.layers)
     lengths = tuple(tuple(len(s) for s in group) for group in strings)
-    v3 = header.version >= 3
+    v3 = header.version == 3  # any other unknown version is refused by validate_header below
     crcs = () if v3 else tuple(tuple(zlib.crc32(s) for s in group) for group in strings)
     header = replace(header, lengths=lengths, crcs=crcs, layers=layers,
                      controls={k: float(v) for k, v in header.controls.items()},
-                     layer_crcs=layer_crcs(layers, strings) if v3 and len(strings) == len(layers) else (),
-                     weights_hash=bytes(header.weights_hash)[:HASH_BYTES[header.version]],
+                     layer_crcs=layer_crcs(layers, strings) if v3 else (),
+                     # an unknown version keeps the whole hash; validate_header refuses the version
+                     weights_hash=bytes(header.weights_hash)[:HASH_BYTES.get(header.version)],
                      pad=tuple(int(p) for p in header.pad), shape=tuple(int(s) for s in header.shape),
                      checks=tuple(EntropyCheck(int(c.tables), tuple(int(v) for v in c.params)) for c in header.checks))
     validate_header(header)
@@ -553,8 +552,9 @@ def _read_v3(r: _Reader, version: int) -> Dict:
         raise CorruptBitstreamError(f"padding mask 0x{mask:02x} has bits above the four sides set")
     pad = []
     for i, side in enumerate(("left", "right", "top", "bottom")):
-        p = r.varint(f"{side} padding") if mask >> i & 1 else 0
-        if mask >> i & 1 and p == 0:
+        flagged = mask >> i & 1
+        p = r.varint(f"{side} padding") if flagged else 0
+        if flagged and p == 0:
             raise CorruptBitstreamError(f"{side} padding is flagged non-zero but stored as 0")
         pad.append(p)
     (n_shape,) = r.unpack("B", "shape length")

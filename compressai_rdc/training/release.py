@@ -388,7 +388,7 @@ def beta0_margin(ev: Mapping[str, Any]) -> Optional[float]:
     b0, b1 = pts.get("kodak_psnr_beta0"), pts.get("kodak_psnr_beta1")
     if not b0 or not b1:
         return None
-    gaps = [p - v for b, p in b0 for v in (interpolate_at([tuple(q) for q in b1], b),) if v is not None]
+    gaps = [p - v for b, p in b0 if (v := interpolate_at(b1, b)) is not None]
     return round(min(gaps), 3) if gaps else None
 
 
