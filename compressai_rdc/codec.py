@@ -121,8 +121,20 @@ def _check_accepted(fn, controls: Dict[str, Any], what: str, model: nn.Module) -
 def _check_stored_keys(header: StreamHeader, model: nn.Module) -> None:
     h = hooks(model)
     stored = set(header.controls)
+    keys = list(header.controls)
+    marked = set(keys[len(keys) - header.refinement_controls:]) if header.refinement_controls else set()
+    if header.version >= 4:  # refinement-only controls are stored (last, marked) exactly when refinement layers are
+        scoped = set(h.refinement_controls) & (set(h.stream_controls()) if h.declares_stream_controls else stored)
+        want = scoped if header.num_layers else set()
+        if marked != want:
+            raise CorruptBitstreamError(
+                f"stream marks controls {sorted(marked)} as refinement-only; a stream of this model with "
+                f"{header.num_layers} refinement layers marks {sorted(want)}"
+            )
     if h.declares_stream_controls:
         valid = set(h.stream_controls())
+        if header.version >= 4 and not header.num_layers:
+            valid -= set(h.refinement_controls)
         if stored != valid:
             raise CorruptBitstreamError(f"stream controls {sorted(stored)} differ from this model's {sorted(valid)}")
     else:
@@ -234,6 +246,11 @@ def pack_output(
             f"{type(model).__name__}.compress returned {'no ' if hk.entropy_checks else ''}entropy-parameter checks "
             f"but its entropy_checks hook is {hk.entropy_checks}"
         )
+    layers = tuple(hk.substream_layers(len(strings), **controls))
+    refined = max(layers, default=0) > 0
+    stored = {k: float(v) for k, v in hk.stream_controls(**controls).items()}
+    scoped = [k for k in stored if k in hk.refinement_controls] if refined else []
+    checks = tuple(out["checks"]) if hk.entropy_checks else ()
     header = StreamHeader(
         model_name=name or model_name(model),
         weights_hash=weights_hash(model),
@@ -242,9 +259,12 @@ def pack_output(
         width=int(size[-1]),
         pad=pad,
         shape=_flat_shape(out["shape"]),
-        controls={k: float(v) for k, v in hk.stream_controls(**controls).items()},
-        layers=tuple(hk.substream_layers(len(strings), **controls)),
-        checks=tuple(out["checks"]) if hk.entropy_checks else (),
+        # the refinement-only controls go last (and only into a stream with refinement layers)
+        controls={**{k: v for k, v in stored.items() if k not in hk.refinement_controls}, **{k: stored[k] for k in scoped}},
+        layers=layers,
+        checks=checks,
+        refinement_controls=len(scoped),
+        refinement_checks=min(hk.refinement_checks, len(checks)) if refined else 0,
     )
     try:
         return pack(header, strings)
@@ -278,6 +298,13 @@ def _check_entropy_checks(header: StreamHeader, model: nn.Module) -> None:
         raise CorruptBitstreamError(f"the stream holds no entropy-parameter check values; {header.model_name!r} streams always do")
     if not writes and header.checks:
         raise CorruptBitstreamError(f"the stream holds {len(header.checks)} entropy-parameter checks; {type(model).__name__} writes none")
+    if header.version >= 4:
+        want = hooks(model).refinement_checks if header.num_layers else 0
+        if header.refinement_checks != want:
+            raise CorruptBitstreamError(
+                f"the stream marks {header.refinement_checks} entropy-parameter checks as the refinement layers'; a stream "
+                f"of {type(model).__name__} with {header.num_layers} refinement layers marks {want}"
+            )
 
 
 def _check_shape(header: StreamHeader, model: nn.Module) -> None:
@@ -435,16 +462,21 @@ def truncate(data: bytes, layers: int) -> bytes:
 
     The result is a valid container holding the base substreams and the first
     ``layers`` refinement layers; its substreams are byte-identical to the input's.
+    With ``layers=0`` the header fields that only refinement layers need (marked
+    in format 4: RDC's ``residual_rate`` and residual entropy check) go too, so
+    the result is the stream an encode without refinement layers writes.
     """
     header, strings = unpack(data)
     if layers is None:
         raise InvalidArgumentError(f"layers=None is invalid: give the number of refinement layers to keep (0..{header.num_layers})")
     _check_layers(header, layers)
     keep = [i for i, t in enumerate(header.layers) if t <= layers]
-    return pack(
-        StreamHeader(**{**header.__dict__, "layers": tuple(header.layers[i] for i in keep)}),
-        [strings[i] for i in keep],
-    )
+    fields = {**header.__dict__, "layers": tuple(header.layers[i] for i in keep)}
+    if layers == 0:
+        ctl = list(header.controls.items())
+        fields.update(controls=dict(ctl[: len(ctl) - header.refinement_controls]), refinement_controls=0,
+                      checks=header.checks[: len(header.checks) - header.refinement_checks], refinement_checks=0)
+    return pack(StreamHeader(**fields), [strings[i] for i in keep])
 
 
 def bits_per_pixel(data: bytes, header: Optional[StreamHeader] = None) -> float:

@@ -6,13 +6,13 @@ decoder needs to check that the stream is complete, intact and meant for the
 model at hand. It knows nothing about neural networks; :mod:`compressai_rdc.codec`
 fills it from a model and decodes it again.
 
-Byte layout (format version 3, the one written; integers little-endian,
+Byte layout (format version 4, the one written; integers little-endian,
 "varint" = unsigned LEB128 of at most 5 bytes, minimal, value < 2**32)::
 
     field                     size        content
     ------------------------  ----------  -------------------------------------------
     magic                     4           b"RDCs"
-    format version            1           3 (1 and 2 are read too, see below)
+    format version            1           4 (1 to 3 are read too, see below)
     model name                1 + n       n (1..128), ASCII registry key or class path
     weights hash              4           first 4 bytes of sha256 of the state dict
     B, H, W                   3 varints   batch (1..64), height and width before
@@ -21,7 +21,9 @@ Byte layout (format version 3, the one written; integers little-endian,
                                           bottom) is non-zero; then those values
                                           (each 1..1023); bits 4-7 are zero
     shape                     1 + varints s (0..8), then CompressAI ``shape``
-    controls                  1 + ...     c (0..16); per control one byte: key length
+    controls                  1 + ...     c (0..16) in bits 0-4 and m (0..min(c, 7)) in
+                                          bits 5-7: the last m controls are needed
+                                          only by refinement layers; per control one byte: key length
                                           k (1..32) in bits 0-5 and the value's
                                           encoding in bits 6-7 (0 = float32,
                                           1 = float16, 2 = zero, 3 invalid), the key
@@ -33,12 +35,23 @@ Byte layout (format version 3, the one written; integers little-endian,
     layer CRCs                4 per tag   CRC32 of each layer's substreams
                                           (the groups with that tag, concatenated in
                                           table order), one per distinct tag, ascending
-    entropy checks            1 + k(4+4B) k (0..8); per check the CRC32 of the entropy
+    entropy checks            1 + k(4+4B) k (0..8) in bits 0-3 and n (0..k) in bits 4-7:
+                                          the last n checks belong to refinement
+                                          layers; per check the CRC32 of the entropy
                                           coder tables, then per image the CRC32 of the
                                           scale indexes and means
                                           (:mod:`compressai_rdc.entropy_check`)
     header CRC                4           CRC32 of every header byte before it
     payload                   sum(len)    the substreams, concatenated in table order
+
+Format 4 is format 3 plus the two refinement counts (m and n, zero when
+the stream has no refinement layer): the header fields that only refinement
+layers need (RDC's ``residual_rate`` and the residual branch's entropy check)
+are marked, so a stream without those layers leaves them out and
+:func:`compressai_rdc.codec.truncate` drops them with the layers, no model
+needed (a 256x256 ``rdc-versatile`` image at β = 1: 63 header bytes instead of
+79). Version 3 (written before format 4) is format 4 with m = n = 0 and every
+control stored; it is read and written (``StreamHeader.version == 3``).
 
 Format 3 is format 2 made compact (a 256x256 ``rdc-versatile`` image at
 β = 1: 79 header bytes instead of 111): varints instead of fixed-width
@@ -84,12 +97,14 @@ from compressai_rdc.errors import RDCError
 
 MAGIC = b"RDCs"
 #: the version :func:`pack` writes unless a header asks for another
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: versions :func:`read_header` parses (and :func:`pack` writes)
-READ_VERSIONS = (1, 2, 3)
+READ_VERSIONS = (1, 2, 3, 4)
 #: bytes of the weights hash each format version stores (the leading bytes of
 #: :func:`compressai_rdc.codec.weights_hash`)
-HASH_BYTES = {1: 8, 2: 8, 3: 4}
+HASH_BYTES = {1: 8, 2: 8, 3: 4, 4: 4}
+#: format 4: bound on the controls marked as refinement-only (3 bits of the count byte)
+MAX_REFINEMENT_CONTROLS = 7
 
 MAX_NAME = 128
 MAX_BATCH = 64
@@ -161,7 +176,7 @@ class StreamHeader:
         model_name: registry key of the model (or its class path).
         weights_hash: bytes identifying the exact weights (see
             :func:`compressai_rdc.codec.weights_hash`); :func:`pack` stores the
-            first :data:`HASH_BYTES` ``[version]`` of them (8, or 4 in format 3).
+            first :data:`HASH_BYTES` ``[version]`` of them (8, or 4 from format 3 on).
         batch: number of images B.
         height, width: image size before padding.
         pad: ``(left, right, top, bottom)`` padding added before coding.
@@ -169,12 +184,17 @@ class StreamHeader:
         controls: float parameters the decoder needs (e.g. ``{"rate": 3.5}``).
         layers: layer tag of each substream group (0 = base).
         lengths: byte length of each substream, ``lengths[group][image]``.
-        crcs: CRC32 of each substream, same indexing (formats 1 and 2; empty in format 3).
-        layer_crcs: format 3: CRC32 of each refinement layer's substreams (the
+        crcs: CRC32 of each substream, same indexing (formats 1 and 2; empty from format 3 on).
+        layer_crcs: formats 3-4: CRC32 of each refinement layer's substreams (the
             groups with that tag, concatenated in table order), one per distinct
             tag in ascending order; empty in formats 1 and 2.
         checks: entropy-parameter check values, one per hyperprior of the model
             (:mod:`compressai_rdc.entropy_check`); empty for models without.
+        refinement_controls: format 4: how many of the last ``controls`` only
+            refinement layers need (0 in a stream without refinement layers and
+            in formats 1-3).
+        refinement_checks: format 4: how many of the last ``checks`` belong to
+            refinement layers (same rule).
         version: container format version (written: :data:`FORMAT_VERSION`;
             1 when read from an old stream, which has no checks).
         header_size: bytes before the payload (set when read or written).
@@ -193,6 +213,8 @@ class StreamHeader:
     crcs: Tuple[Tuple[int, ...], ...] = ()
     layer_crcs: Tuple[int, ...] = ()
     checks: Tuple[EntropyCheck, ...] = ()
+    refinement_controls: int = 0
+    refinement_checks: int = 0
     version: int = FORMAT_VERSION
     header_size: int = 0
 
@@ -277,6 +299,14 @@ def validate_header(h: StreamHeader) -> None:
         _fail(C, "format version 1 has no entropy-parameter checks")
     if len(h.checks) > MAX_CHECKS:
         _fail(C, f"{len(h.checks)} entropy-parameter checks; at most {MAX_CHECKS} are allowed")
+    if h.version < 4 and (h.refinement_controls or h.refinement_checks):
+        _fail(C, f"format {h.version} marks no refinement-only controls or checks")
+    if not (0 <= h.refinement_controls <= min(len(h.controls), MAX_REFINEMENT_CONTROLS)):
+        _fail(C, f"{h.refinement_controls} refinement-only controls of {len(h.controls)}; valid: 0..{min(len(h.controls), MAX_REFINEMENT_CONTROLS)}")
+    if not (0 <= h.refinement_checks <= len(h.checks)):
+        _fail(C, f"{h.refinement_checks} refinement-layer checks of {len(h.checks)}; valid: 0..{len(h.checks)}")
+    if h.num_layers == 0 and (h.refinement_controls or h.refinement_checks):
+        _fail(C, "a stream without refinement layers holds no refinement-only controls or checks")
     for c in h.checks:
         if len(c.params) != h.batch or any(not (0 <= v < 1 << 32) for v in (c.tables, *c.params)):
             _fail(C, f"entropy-parameter check {c} must hold a table CRC and {h.batch} image CRCs (uint32)")
@@ -286,7 +316,7 @@ def validate_header(h: StreamHeader) -> None:
 # Writing
 # -----------------------------------------------------------------------------
 def varint(n: int) -> bytes:
-    """Unsigned LEB128 of ``0 <= n <= MAX_VARINT`` (format 3's integers)."""
+    """Unsigned LEB128 of ``0 <= n <= MAX_VARINT`` (the integers of formats 3-4)."""
     if not (0 <= n <= MAX_VARINT):
         _fail(CorruptBitstreamError, f"{n} does not fit a varint (0..{MAX_VARINT})")
     out = bytearray()
@@ -298,7 +328,7 @@ def varint(n: int) -> bytes:
 
 
 def layer_crcs(layers: Sequence[int], strings: Sequence[Sequence[bytes]]) -> Tuple[int, ...]:
-    """Format 3's CRC32 per refinement layer: one per distinct tag of ``layers``, ascending."""
+    """Formats 3-4: the CRC32 per refinement layer: one per distinct tag of ``layers``, ascending."""
     out = []
     for tag in sorted(set(layers)):
         crc = 0
@@ -355,7 +385,7 @@ def _header_v3(h: StreamHeader) -> bytearray:
     out.append(sum(1 << i for i, p in enumerate(h.pad) if p))
     out += b"".join(varint(p) for p in h.pad if p)
     out += bytes([len(h.shape)]) + b"".join(varint(v) for v in h.shape)
-    out.append(len(h.controls))
+    out.append(len(h.controls) | h.refinement_controls << 5)
     for k, v in h.controls.items():
         out += _control_v3(k, v)
     out += bytes([len(h.layers), *h.layers])
@@ -367,7 +397,8 @@ def _header_v3(h: StreamHeader) -> bytearray:
 def pack(header: StreamHeader, strings: Sequence[Sequence[bytes]]) -> bytes:
     """Serialise ``header`` and ``strings[group][image]`` into container bytes.
 
-    Written in ``header.version`` (default :data:`FORMAT_VERSION`).
+    Written in ``header.version`` (default :data:`FORMAT_VERSION`); formats 1-3
+    keep every control and check but not format 4's refinement marks.
     ``header.lengths``/``crcs``/``layer_crcs``/``header_size`` are recomputed
     from ``strings``; ``header.layers`` must give one tag per group;
     ``weights_hash`` is cut to the version's :data:`HASH_BYTES`.
@@ -377,9 +408,11 @@ def pack(header: StreamHeader, strings: Sequence[Sequence[bytes]]) -> bytes:
         UnsupportedBitstreamError: for a version outside :data:`READ_VERSIONS`.
     """
     strings = [[bytes(s) for s in group] for group in strings]
+    if header.version in (1, 2, 3):  # these formats mark no refinement-only fields (every field is kept)
+        header = replace(header, refinement_controls=0, refinement_checks=0)
     layers = tuple(int(t) for t in header.layers)
     lengths = tuple(tuple(len(s) for s in group) for group in strings)
-    v3 = header.version == 3  # any other unknown version is refused by validate_header below
+    v3 = header.version >= 3  # formats 3 and 4; an unknown version is refused by validate_header below
     crcs = () if v3 else tuple(tuple(zlib.crc32(s) for s in group) for group in strings)
     header = replace(header, lengths=lengths, crcs=crcs, layers=layers,
                      controls={k: float(v) for k, v in header.controls.items()},
@@ -392,7 +425,7 @@ def pack(header: StreamHeader, strings: Sequence[Sequence[bytes]]) -> bytes:
     header = replace(header, controls={k: _float32(k, v) for k, v in header.controls.items()})
     out = _header_v3(header) if v3 else _header_v12(header)
     if header.version >= 2:
-        out += struct.pack("<B", len(header.checks))
+        out += struct.pack("<B", len(header.checks) | header.refinement_checks << 4)
         for c in header.checks:
             out += struct.pack(f"<I{len(c.params)}I", c.tables, *c.params)
     out += struct.pack("<I", zlib.crc32(bytes(out)))
@@ -472,6 +505,8 @@ def read_header(data: bytes) -> StreamHeader:
     checks: List[EntropyCheck] = []
     if version >= 2:
         (n_checks,) = r.unpack("B", "entropy check count")
+        if version >= 4:
+            n_checks, fields["refinement_checks"] = n_checks & 0x0F, n_checks >> 4
         if n_checks > MAX_CHECKS:
             raise CorruptBitstreamError(f"{n_checks} entropy-parameter checks; at most {MAX_CHECKS} are allowed")
         for _ in range(n_checks):
@@ -560,6 +595,9 @@ def _read_v3(r: _Reader, version: int) -> Dict:
     (n_shape,) = r.unpack("B", "shape length")
     shape = tuple(r.varint("shape") for _ in range(_check_count(n_shape, MAX_SHAPE, "shape length")))
     (n_ctl,) = r.unpack("B", "control count")
+    n_ref = 0
+    if version >= 4:
+        n_ctl, n_ref = n_ctl & 0x1F, n_ctl >> 5
     controls: Dict[str, float] = {}
     for _ in range(_check_count(n_ctl, MAX_CONTROLS, "control count")):
         (tag,) = r.unpack("B", "control name length")
@@ -581,7 +619,8 @@ def _read_v3(r: _Reader, version: int) -> Dict:
     lengths = tuple(tuple(r.varint("substream length") for _ in range(batch)) for _ in range(n_groups))
     crcs = r.unpack(f"{len(set(layers))}I", "layer CRCs")
     return dict(model_name=name, weights_hash=whash, batch=batch, height=height, width=width, pad=tuple(pad),
-                shape=shape, controls=controls, layers=tuple(layers), lengths=lengths, layer_crcs=tuple(crcs))
+                shape=shape, controls=controls, layers=tuple(layers), lengths=lengths, layer_crcs=tuple(crcs),
+                refinement_controls=n_ref)
 
 
 def unpack(data: bytes) -> Tuple[StreamHeader, List[List[bytes]]]:

@@ -21,6 +21,10 @@ hook                                       meaning                              
 ``stream_controls(**controls)``            encode controls stored in the header for the          scalar controls that
                                            decoder; without arguments: every key it stores        ``decompress`` takes
 ``substream_layers(num_groups, **c)``      refinement-layer tag of each string group             all 0
+``refinement_controls``                    stream controls only refinement layers (tag ≥ 1)      none
+                                           need: a stream without them leaves them out
+``refinement_checks``                      how many of ``compress``'s last entropy checks        0
+                                           belong to the refinement layers (same rule)
 ``check_controls(**controls)``             raise :class:`~compressai_rdc.errors.InvalidArgumentError` accept everything
                                            for invalid control values
 ``layers_read(layers, **decode_controls)`` refinement layers a decode reads (RDC at β = 1:      ``None`` (all)
@@ -46,7 +50,7 @@ hook                                       meaning                              
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from torch import Tensor
 
@@ -92,6 +96,8 @@ class Codec(Protocol):
     symbols_per_pixel: float
     decode_bytes_per_pixel: float
     entropy_checks: bool
+    refinement_controls: FrozenSet[str]
+    refinement_checks: int
     synthesis_halo: Optional[int]
     tiled_decode_bytes_per_pixel: float
     encode_tile: int
@@ -129,6 +135,13 @@ class CodecHooks:
     symbols_per_pixel: float = DEFAULT_SYMBOLS_PER_PIXEL
     decode_bytes_per_pixel: float = DEFAULT_DECODE_BYTES_PER_PIXEL
     entropy_checks: bool = False
+    #: keys of ``stream_controls`` that only the refinement layers (tag ≥ 1) need: stored
+    #: last and marked in a stream that holds refinement layers, left out of one that does
+    #: not, dropped by :func:`compressai_rdc.codec.truncate` with the layers (format 4)
+    refinement_controls: FrozenSet[str] = frozenset()
+    #: how many of the entropy checks ``compress`` returns last belong to the refinement
+    #: layers (stored and dropped by the same rule)
+    refinement_checks: int = 0
     #: ``None``: ``decompress`` runs its synthesis whole (CompressAI's models); an int: it
     #: tiles it under :func:`compressai_rdc.utils.tiling.tiling` with this halo (latent units)
     synthesis_halo: Optional[int] = None
@@ -194,7 +207,8 @@ class _Foreign(CodecHooks):
         #: CompressAI's models state their factor; ``shape`` is then the latent of that stride
         self._stated = isinstance(f, int) and not isinstance(f, bool) and f > 0
         self.downsampling_factor = f if self._stated else DEFAULT_DOWNSAMPLING
-        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "entropy_checks", "synthesis_halo",
+        for name in ("stride", "symbols_per_pixel", "decode_bytes_per_pixel", "entropy_checks", "refinement_controls",
+                     "refinement_checks", "synthesis_halo",
                      "tiled_decode_bytes_per_pixel", "encode_tile", "decode_tile", "stream_shape", "stream_controls",
                      "substream_layers", "check_controls", "layers_read",
                      "rate_likelihoods", "rate_control"):

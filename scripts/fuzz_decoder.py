@@ -137,14 +137,16 @@ def seeds(net) -> List[bytes]:
 # -----------------------------------------------------------------------------
 def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Optional[List[List[int]]] = None) -> bytes:
     """Container bytes for header fields ``f`` (as :class:`StreamHeader` names) with valid CRCs,
-    in the layout of ``f["version"]`` (format 3 for 3, else formats 1/2; written here, not by ``pack``)."""
+    in the layout of ``f["version"]`` (formats 3-4 for 3 and 4, else formats 1/2; written here, not by
+    ``pack``); format 4's refinement marks go into the spare bits of the two count bytes."""
     m = lambda v, bits: int(v) % (1 << bits)  # noqa: E731 - wrap into the field's width
     name = f["model_name"].encode("latin-1")[:255]
     version = f["version"]
     shape = list(f["shape"])[:255]
     controls = list(f["controls"].items())[:255]
     layers = list(f["layers"])[:255]
-    if m(version, 8) == 3:
+    v4 = m(version, 8) == 4
+    if m(version, 8) in (3, 4):
         out = _raw_v3(f, name, shape, controls, layers, strings, m)
     else:
         out = bytearray(b"RDCs") + struct.pack("<BBB", m(version, 8), 0, len(name)) + name
@@ -162,7 +164,7 @@ def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Option
                 out += struct.pack("<II", len(s), c)
     if m(version, 8) >= 2:
         checks = list(f["checks"])[:255]
-        out += struct.pack("<B", len(checks))
+        out += struct.pack("<B", m(len(checks) | (f.get("refinement_checks", 0) << 4 if v4 else 0), 8))
         for tables, params in checks:
             out += struct.pack(f"<I{len(params)}I", m(tables, 32), *(m(v, 32) for v in params))
     out += struct.pack("<I", zlib.crc32(bytes(out)))
@@ -173,15 +175,16 @@ def raw_pack(f: Dict[str, Any], strings: Sequence[Sequence[bytes]], crcs: Option
 
 
 def _raw_v3(f, name, shape, controls, layers, strings, m) -> bytearray:
-    """Format 3's header fields, values wrapped to 32 bits, every layer CRC valid."""
+    """Format 3's (and 4's) header fields, values wrapped to 32 bits, every layer CRC valid."""
     from compressai_rdc.container import varint as _varint  # LEB128 of a value already wrapped to 32 bits
 
-    out = bytearray(b"RDCs") + bytes([3, len(name)]) + name + bytes(f["weights_hash"])[:4].ljust(4, b"\0")
+    version = m(f["version"], 8)
+    out = bytearray(b"RDCs") + bytes([version, len(name)]) + name + bytes(f["weights_hash"])[:4].ljust(4, b"\0")
     out += b"".join(_varint(m(v, 32)) for v in (f["batch"], f["height"], f["width"]))
     pad = [m(p, 32) for p in f["pad"]]
     out += bytes([sum(1 << i for i, p in enumerate(pad) if p)]) + b"".join(_varint(p) for p in pad if p)
     out += bytes([len(shape)]) + b"".join(_varint(m(s, 32)) for s in shape)
-    out.append(len(controls))
+    out.append(m(len(controls) | (f.get("refinement_controls", 0) << 5 if version == 4 else 0), 8))
     for k, v in controls:
         kb = k.encode("latin-1")[:63]
         out += bytes([len(kb)]) + kb + struct.pack("<f", v)  # float32 encoding (bits 6-7 = 0)
@@ -201,7 +204,8 @@ def _fields(header) -> Dict[str, Any]:
     return dict(model_name=header.model_name, weights_hash=header.weights_hash, batch=header.batch,
                 height=header.height, width=header.width, pad=list(header.pad), shape=list(header.shape),
                 controls=dict(header.controls), layers=list(header.layers), version=header.version,
-                checks=[(c.tables, list(c.params)) for c in header.checks])
+                checks=[(c.tables, list(c.params)) for c in header.checks],
+                refinement_controls=header.refinement_controls, refinement_checks=header.refinement_checks)
 
 
 EXTREME = (0, 1, 2, 3, 15, 16, 17, 63, 64, 65, 255, 256, 1023, 1024, 4096, 8192, 16383, 16384, 16385, 65535)
@@ -267,7 +271,7 @@ def mutate(rng: random.Random, seed_blobs: List[bytes]) -> Tuple[str, bytes]:
             strings[g][i] = other[og][rng.randrange(len(other[og]))]
         return op, raw_pack(f, strings)
     # op == "field": one forged header field, all CRCs recomputed
-    which = rng.choice(("size", "pad", "shape", "controls", "groups", "layers", "batch", "name", "hash", "checks"))
+    which = rng.choice(("size", "pad", "shape", "controls", "groups", "layers", "batch", "name", "hash", "checks", "marks"))
     strings = [list(g) for g in strings]
     if which == "size":
         f[rng.choice(("height", "width"))] = rng.choice(EXTREME)
@@ -330,6 +334,11 @@ def mutate(rng: random.Random, seed_blobs: List[bytes]) -> Tuple[str, bytes]:
         else:
             for _, params in checks:
                 params.append(rng.randrange(1 << 32))
+    elif which == "marks":  # format 4's refinement-only controls / checks: moved, cleared, out of range
+        f["version"] = 4 if rng.random() < 0.8 else 3
+        f[rng.choice(("refinement_controls", "refinement_checks"))] = rng.randrange(16)
+        if rng.random() < 0.3:
+            f["controls"] = dict(reversed(list(f["controls"].items())))
     else:
         f["weights_hash"] = bytes(rng.randrange(256) for _ in range(8))
     return f"field-{which}", raw_pack(f, strings)

@@ -15,10 +15,10 @@ Three files, checked by ``tests/test_golden.py``:
 
         python -m tests.regen_golden --shipped
 
-``tests/expected/golden_untrained_format2.json``
-    the untrained vectors as container format 2 wrote them (session 15, before
-    format 3). Never regenerated: it pins that format-2 streams still decode,
-    to the same images.
+``tests/expected/golden_untrained_format2.json``, ``golden_untrained_format3.json``
+    the untrained vectors as container formats 2 and 3 wrote them (frozen in
+    sessions 15 and 16, before formats 3 and 4). Never regenerated: they pin
+    that streams of the older formats still decode, to the same images.
 
 Run from the repository root. ``python -m tests.regen_golden`` (no flag)
 rewrites both files.
@@ -37,7 +37,8 @@ import torch
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 UNTRAINED_FILE = EXPECTED / "golden_untrained.json"
-FORMAT2_FILE = EXPECTED / "golden_untrained_format2.json"
+#: frozen untrained vectors of the formats written before, by version
+OLD_FORMAT_FILES = {2: EXPECTED / "golden_untrained_format2.json", 3: EXPECTED / "golden_untrained_format3.json"}
 SHIPPED_FILE = EXPECTED / "golden_shipped.json"
 
 #: (height, width) of the fixed crop of the bundled sample image; not a multiple

@@ -48,6 +48,9 @@ def containers(draw):
     strings = [[draw(st.binary(max_size=40)) for _ in range(batch)] for _ in range(groups)]
     keys = draw(st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), max_size=4, unique=True))
     controls = {k: draw(st.floats(-1e6, 1e6, allow_nan=False, width=32)) for k in keys}
+    version = draw(st.sampled_from(container.READ_VERSIONS))
+    # format 4 marks the last controls as refinement-only (only in a stream with refinement layers)
+    marked = draw(st.integers(0, min(len(keys), container.MAX_REFINEMENT_CONTROLS))) if version >= 4 and max(tags) else 0
     h, w = draw(st.integers(1, 300)), draw(st.integers(1, 300))
     pad = draw(st.sampled_from([(0, (-w) % 64, 0, (-h) % 64), ((-w) % 64 // 2, (-w) % 64 - (-w) % 64 // 2, (-h) % 64, 0)]))
     header = StreamHeader(
@@ -55,7 +58,7 @@ def containers(draw):
         weights_hash=draw(st.binary(min_size=8, max_size=8)),
         batch=batch, height=h, width=w, pad=pad,
         shape=((h + pad[2] + pad[3]) // 64, (w + pad[0] + pad[1]) // 64),
-        controls=controls, layers=tuple(tags), version=draw(st.sampled_from(container.READ_VERSIONS)),
+        controls=controls, layers=tuple(tags), version=version, refinement_controls=marked,
     )
     return header, strings
 
@@ -67,7 +70,7 @@ def test_pack_unpack_round_trip(hs):
     data = pack(header, strings)
     got, got_strings = unpack(data)
     assert got_strings == strings
-    for f in ("model_name", "batch", "height", "width", "pad", "shape", "layers", "version"):
+    for f in ("model_name", "batch", "height", "width", "pad", "shape", "layers", "version", "refinement_controls"):
         assert getattr(got, f) == getattr(header, f), f
     assert got.weights_hash == header.weights_hash[: container.HASH_BYTES[header.version]]
     assert got.controls == pytest.approx(header.controls)
@@ -336,7 +339,7 @@ def test_entropy_checks_round_trip_and_are_bounded():
     back, strings = unpack(blob)
     assert back.version == 2 and back.checks == h.checks and strings == [[b"a", b"bc"]]
     v3 = container.pack(replace(h, version=3), [[b"a", b"bc"]])
-    assert container.FORMAT_VERSION == 3 and read_header(v3).checks == h.checks and unpack(v3)[1] == strings
+    assert container.FORMAT_VERSION == 4 and read_header(v3).checks == h.checks and unpack(v3)[1] == strings
     v1 = container.pack(replace(h, checks=(), version=1), [[b"a", b"bc"]])
     assert len(v1) == len(blob) - 1 - 2 * 12 and read_header(v1).version == 1 and read_header(v1).checks == ()
     for change, match in ((dict(checks=(EntropyCheck(1, (1,)),)), "2 image CRCs"),
@@ -360,7 +363,7 @@ def test_entropy_checks_round_trip_and_are_bounded():
 def test_format2_streams_still_decode_to_the_same_image(tiny):
     net, _, blob = tiny
     header, strings = unpack(blob)
-    assert header.version == container.FORMAT_VERSION == 3
+    assert header.version == container.FORMAT_VERSION == 4
     v2 = pack(replace(header, version=2, weights_hash=codec.weights_hash(net)), strings)
     assert read_header(v2).version == 2
     torch.testing.assert_close(codec.decode(v2, net), codec.decode(blob, net), rtol=0, atol=0)
@@ -390,3 +393,77 @@ def test_format3_truncation_keeps_the_kept_layers_crcs(tiny):
     for k in range(h.num_layers + 1):
         t = read_header(codec.truncate(blob, k))
         assert t.layer_crcs == h.layer_crcs[: k + 1] and t.layers == tuple(x for x in h.layers if x <= k)
+
+
+# -----------------------------------------------------------------------------
+# format 4: the refinement layers' header fields
+# -----------------------------------------------------------------------------
+def test_format4_truncation_to_the_base_is_the_base_encode(tiny):
+    """A stream cut to layer 0 without a model is byte for byte the stream an encode with
+    ``layers=0`` writes: residual_rate and the residual's entropy check go with the layers."""
+    net, x, blob = tiny
+    h = read_header(blob)
+    assert h.version == 4 and list(h.controls) == ["rate", "residual_rate"] and len(h.checks) == 2
+    assert (h.refinement_controls, h.refinement_checks) == (1, 1)
+    base = net.encode(x, rate=2.0, layers=0)
+    hb = read_header(base)
+    assert list(hb.controls) == ["rate"] and len(hb.checks) == 1 and (hb.refinement_controls, hb.refinement_checks) == (0, 0)
+    assert codec.truncate(blob, 0) == base
+    assert read_header(codec.truncate(blob, 1)).controls == h.controls  # a kept layer keeps its fields
+    torch.testing.assert_close(codec.decode(base, net), codec.decode(blob, net, beta=1.0), rtol=0, atol=0)
+    # format 3 kept residual_rate and both checks at β = 1: 1 + 13 + 2 and 4 + 4 bytes more
+    v3 = pack(replace(hb, version=3, controls=h.controls, checks=h.checks), unpack(base)[1])
+    assert len(v3) - len(base) == (1 + 13 + 2) + (4 + 4)
+    torch.testing.assert_close(codec.decode(v3, net), codec.decode(base, net), rtol=0, atol=0)
+
+
+def test_format4_refinement_marks_are_checked(tiny):
+    net, x, blob = tiny
+    header, strings = unpack(blob)
+    base_header, base_strings = unpack(net.encode(x, rate=2.0, layers=0))
+    cases = (
+        # the residual's fields stored but not marked, or a base control marked
+        (header, dict(refinement_controls=0), CorruptBitstreamError, r"marks controls \[\]"),
+        (header, dict(controls={"residual_rate": 2.0, "rate": 2.0}), CorruptBitstreamError, r"marks controls \['rate'\]"),
+        (header, dict(refinement_checks=0), CorruptBitstreamError, "marks 0 entropy-parameter checks"),
+        (header, dict(refinement_checks=2), CorruptBitstreamError, "marks 2 entropy-parameter checks"),
+        # a β = 1 stream holding the residual's rate, or missing the primary's
+        (base_header, dict(controls={"rate": 2.0, "residual_rate": 2.0}), CorruptBitstreamError, "differ"),
+        (base_header, dict(controls={}), CorruptBitstreamError, "differ"),
+        # format 3 stores every control
+        (base_header, dict(version=3), CorruptBitstreamError, "differ"),
+    )
+    for h, change, error, match in cases:
+        forged = pack(replace(h, **change), base_strings if h is base_header else strings)
+        with pytest.raises(error, match=match):
+            codec.decode(forged, net)
+    for change, match in ((dict(refinement_controls=3), "refinement-only controls of 2"),
+                          (dict(refinement_checks=3), "refinement-layer checks of 2")):
+        with pytest.raises(CorruptBitstreamError, match=match):
+            pack(replace(header, **change), strings)
+    with pytest.raises(CorruptBitstreamError, match="without refinement layers"):
+        pack(replace(base_header, controls={"rate": 2.0, "residual_rate": 2.0}, refinement_controls=1), base_strings)
+    with pytest.raises(CorruptBitstreamError, match="format 3 marks no"):
+        container.validate_header(replace(header, version=3))
+    # formats 1-3 have no marks: writing one of them keeps every field and drops the marks
+    assert read_header(pack(replace(header, version=3), strings)).refinement_controls == 0
+
+
+def test_format4_count_bytes_carry_the_marks():
+    h = StreamHeader(model_name="m", weights_hash=bytes(4), batch=1, height=8, width=8, pad=(0, 0, 0, 0), shape=(1,),
+                     layers=(0, 1), controls={"a": 0.0, "b": 0.0}, checks=(EntropyCheck(1, (2,)), EntropyCheck(3, (4,))),
+                     refinement_controls=1, refinement_checks=1)
+    blob = pack(h, [[b"x"], [b"y"]])
+    got = read_header(blob)
+    assert (got.refinement_controls, got.refinement_checks) == (1, 1)
+    v3 = pack(replace(h, version=3), [[b"x"], [b"y"]])
+    assert len(v3) == len(blob)  # the marks live in spare bits of the two count bytes
+    ctl_at = 4 + 1 + 2 + 4 + 3 + 1 + 2  # magic, version, name, hash, B/H/W, padding mask, shape
+    assert blob[ctl_at] == 2 | 1 << 5 and v3[ctl_at] == 2
+    chk_at = got.header_size - 4 - 2 * 8 - 1
+    assert blob[chk_at] == 2 | 1 << 4 and v3[chk_at] == 2
+    # format 3 reads the same bits as a count: 34 controls, refused
+    raw = bytearray(v3)
+    raw[ctl_at] = 2 | 1 << 5
+    with pytest.raises(CorruptBitstreamError, match="control count 34"):
+        read_header(_forge(bytes(raw[: got.header_size - 4])))

@@ -240,6 +240,8 @@ def test_a_1e6_perturbation_flips_float_indexes_but_not_the_exact_ones():
 # -----------------------------------------------------------------------------
 def _reforge(data: bytes, **change) -> bytes:
     header, strings = unpack(data)
+    if "checks" in change:  # keep the refinement layers' mark within the forged checks
+        change.setdefault("refinement_checks", min(header.refinement_checks, len(change["checks"])))
     return pack(dataclasses.replace(header, **change), strings)
 
 

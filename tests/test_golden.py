@@ -13,7 +13,7 @@ import pytest
 
 from compressai_rdc import codec
 
-from regen_golden import FORMAT2_FILE, SHIPPED_FILE, UNTRAINED_FILE, builtin_models, cases, fixed_image, psnr, shipped, untrained
+from regen_golden import OLD_FORMAT_FILES, SHIPPED_FILE, UNTRAINED_FILE, builtin_models, cases, fixed_image, psnr, shipped, untrained
 
 REGEN = "python -m tests.regen_golden"
 
@@ -51,11 +51,13 @@ def test_shipped_weights_golden_bytes(entry):
     _check(load(), name, table[sha]["vectors"])
 
 
-@pytest.mark.parametrize("name", sorted(json.loads(FORMAT2_FILE.read_text())))
-def test_format2_golden_streams_still_decode(name):
-    """Streams written before container format 3 decode to the images they decoded to then."""
+@pytest.mark.parametrize(
+    "version, name", [(v, n) for v, f in sorted(OLD_FORMAT_FILES.items()) for n in sorted(json.loads(f.read_text()))]
+)
+def test_older_format_golden_streams_still_decode(version, name):
+    """Streams written in container formats 2 and 3 decode to the images they decoded to then."""
     model, x = untrained(name), fixed_image()
-    for case, want in json.loads(FORMAT2_FILE.read_text())[name].items():
+    for case, want in json.loads(OLD_FORMAT_FILES[version].read_text())[name].items():
         data = bytes.fromhex(want["hex"])
-        assert codec.read_header(data).version == 2, case
+        assert codec.read_header(data).version == version, case
         assert psnr(codec.decode(data, model), x) == pytest.approx(want["psnr"], abs=1e-3), f"{name}/{case}: decoded image changed"

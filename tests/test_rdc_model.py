@@ -192,9 +192,14 @@ def test_truncation_drops_layers_without_decoding(net, stream):
         hk = read_header(cut)
         assert hk.num_layers == k
         dropped = sum(sum(g) for g, t in zip(h.lengths, h.layers) if t > k)
-        # per dropped group its tag and varint lengths, per dropped layer its CRC32 (format 3)
+        # per dropped group its tag and varint lengths, per dropped layer its CRC32 (format 3); at k = 0
+        # also residual_rate (key length/encoding byte, 13 characters, float16) and the residual's
+        # entropy check (table CRC + one image CRC): format 4 marks them as the refinement layers'
         table = sum(1 + sum(len(varint(n)) for n in g) for g, t in zip(h.lengths, h.layers) if t > k)
-        assert len(stream) - len(cut) == dropped + table + 4 * len({t for t in h.layers if t > k})
+        scoped = (1 + 13 + 2) + (4 + 4) if k == 0 else 0
+        assert len(stream) - len(cut) == dropped + table + 4 * len({t for t in h.layers if t > k}) + scoped
+        assert (hk.refinement_controls, hk.refinement_checks) == ((0, 0) if k == 0 else (1, 1))
+        assert ("residual_rate" in hk.controls) == (k > 0) and len(hk.checks) == (1 if k == 0 else 2)
         assert torch.equal(net.decode(cut), net.decode(stream, layers=k))
     with pytest.raises(InvalidArgumentError, match="0..1"):
         net.decode(net.truncate(stream, 1), layers=2)

@@ -2,7 +2,7 @@
 
 A newly registered model gets these tests without anyone writing a new one:
 forward shapes and likelihood ranges, ``update()`` + ``compress``/``decompress``
-round trip with bpp from real bytes, determinism, ``state_dict`` round trips
+round trip with bpp from real bytes, a container cut to its base layer, determinism, ``state_dict`` round trips
 (CompressAI's ``from_state_dict`` and our fp16 safetensors path, entropy-coder
 buffers restored), the zoo factory, CompressAI's name tables and its unchanged
 ``eval_model``.
@@ -22,6 +22,8 @@ import pytest
 import torch
 
 import compressai_rdc
+from compressai_rdc import codec
+from compressai_rdc.contract import accepts, hooks
 from compressai_rdc.errors import InvalidArgumentError
 from compressai_rdc.registry import MODELS
 from compressai_rdc.zoo import create_model, get_factory, save_weights
@@ -116,6 +118,25 @@ def test_compress_decompress_round_trip(built):
     assert bpp_bytes > 0
     # arithmetic coding is within a few bytes per stream of the estimate
     assert abs(bpp_bytes - bpp_est) <= 0.1 * bpp_est + 8 * 8 * len(enc["strings"]) / (x.shape[-1] * x.shape[-2]), (bpp_bytes, bpp_est)
+
+
+def test_container_cut_to_the_base_is_the_base_stream(built):
+    """Cut to its base layer without a model, a container decodes like the full stream at ``layers=0``;
+    for a model that codes refinement layers it is byte for byte the stream an encode without them
+    writes (the header fields only those layers need, ``refinement_controls`` / ``refinement_checks``,
+    go with them)."""
+    name, net = built
+    x = _input(4, size=(48, 80))
+    data = codec.encode(net, x)
+    h = codec.read_header(data)
+    base = codec.truncate(data, 0)
+    assert torch.equal(codec.decode(base, net), codec.decode(data, net, layers=0)), name
+    assert set(codec.read_header(base).controls).isdisjoint(hooks(net).refinement_controls)
+    if not h.num_layers:
+        assert base == data
+    elif accepts(net.compress, "layers"):
+        assert base == codec.encode(net, x, layers=0), name
+        assert len(data) > len(base)
 
 
 def test_compress_is_deterministic_and_fresh_model_agrees(built):

@@ -251,6 +251,10 @@ class RDCVersatile(CodecHooks, CompressionModel):
 
     #: compress returns ``"checks"`` and decompress verifies them (:mod:`compressai_rdc.entropy_check`)
     entropy_checks: bool = True
+    #: the residual's rate and entropy check matter only to a decode that reads residual
+    #: layers: a β = 1 stream (``layers=0``, or truncated to 0) leaves them out (format 4)
+    refinement_controls = frozenset({"residual_rate"})
+    refinement_checks: int = 1
 
     #: peak decoder memory per padded pixel, for :class:`compressai_rdc.limits.DecodeLimits`
     #: (384 measured at 768² for rdc-versatile and rdc-qmap: ``python benchmarks/decode_memory.py``)
