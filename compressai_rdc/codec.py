@@ -264,7 +264,7 @@ def pack_output(
         layers=layers,
         checks=checks,
         refinement_controls=len(scoped),
-        refinement_checks=min(hk.refinement_checks, len(checks)) if refined else 0,
+        refinement_checks=hk.refinement_checks if refined else 0,  # more than compress returned: refused by pack
     )
     try:
         return pack(header, strings)

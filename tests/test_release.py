@@ -634,6 +634,25 @@ def test_a_row_counts_the_earlier_stage_a_chunk_without_a_row_finished(tmp_path,
     assert (again.stage, again.step_from, again.step_to, again.images) == ("second", 5, 5, 0)
 
 
+def test_adopt_takes_a_plain_training_export_as_its_recipes_stage(tmp_path, monkeypatch):
+    """``train RECIPE --export`` writes the run's images, minutes and device: adopting it records the
+    whole run (steps 0 → step) as a chunk of the stage that RECIPE is in the plan."""
+    from safetensors.torch import save_file
+
+    seen = {}
+    monkeypatch.setattr(release, "finish_chunk", lambda plan, stage_i, report, data_root, runs, device, *a: seen.update(
+        stage=plan.stages[stage_i].name, report=report, device=device, residual=a[-1]))
+    path = tmp_path / "x.safetensors"
+    meta = {"recipe": "rdc-versatile-stage2", "step": "12000", "run_images": "96000", "run_seconds": "1590.0", "device": "cpu"}
+    save_file({"a": torch.zeros(1)}, str(path), metadata=meta)
+    report = release.adopt("rdc-versatile", path, data=tmp_path)
+    assert seen["stage"] == "stage2" and seen["device"] == "cpu" and seen["residual"] is True and seen["report"] is report
+    assert (report.stage, report.step_from, report.step_to, report.images, report.minutes) == ("stage2", 0, 12000, 96000, 26.5)
+    save_file({"a": torch.zeros(1)}, str(path), metadata={**meta, "recipe": "rdc-versatile-stage1-kd"})
+    with pytest.raises(InvalidArgumentError, match=r"recipe 'rdc-versatile-stage1-kd', not one of .*rdc-versatile-stage1-moco-light \(stage1\)"):
+        release.adopt("rdc-versatile", path, data=tmp_path)
+
+
 def test_adopt_refuses_exports_without_release_metadata(tmp_path):
     from safetensors.torch import save_file
 

@@ -131,6 +131,14 @@ def test_export_writes_fp16_weights_that_load_and_initialise(tiny_data, tmp_path
     w = tmp_path / "w.safetensors"
     assert main(tiny_args("rdc-versatile-stage1", tmp_path / "r", tiny_data, 2, "--export", str(w))) == 0
     sd = load_file(str(w))
+    from safetensors import safe_open
+
+    with safe_open(str(w), "pt") as f:
+        meta = f.metadata()
+    # what `release --adopt` records of a plain run: 2 steps of batch 2, on the CPU
+    assert (meta["recipe"], meta["step"], meta["run_images"], meta["device"]) == ("rdc-versatile-stage1", "2", "4", "cpu")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert float(meta["run_seconds"]) == pytest.approx(summary["elapsed_s"], abs=0.06)
     net = create_model("rdc-versatile", N=8, M=8, residual_N=8, residual_M=8)
     params = {k for k, _ in net.named_parameters()}
     assert all(sd[k].dtype == torch.float16 for k in params)

@@ -824,7 +824,9 @@ def adopt(model: str, export: Path, *, data: Optional[Path] = None, runs: Path =
           ledger: Optional[Path] = None, threads: Optional[int] = None) -> ChunkReport:
     """Evaluate an export written by a chunk on another machine (``release --no-eval``
     on a lent GPU), ship it when better and append its ledger row: the export's
-    metadata says which stage and step it reached and how long the chunk took."""
+    metadata says which stage and step it reached and how long the chunk took.
+    A plain ``compressai-rdc train RECIPE --export`` of one of the plan's stage
+    recipes is adopted as that stage, its whole run (steps 0 → step) the chunk."""
     from safetensors import safe_open
 
     from compressai_rdc.data import find_data_dir
@@ -835,8 +837,18 @@ def adopt(model: str, export: Path, *, data: Optional[Path] = None, runs: Path =
         raise InvalidArgumentError(f"export {str(export)!r} does not exist")
     with safe_open(str(export), "pt") as f:
         meta = f.metadata() or {}
+    if "stage" not in meta and "run_images" in meta:  # a plain training run's export
+        by_recipe = {s.config: s.name for s in plan.stages}
+        if meta.get("recipe") not in by_recipe:
+            raise InvalidArgumentError(
+                f"{str(export)!r} was trained with recipe {meta.get('recipe')!r}, not one of the {plan.model} plan's stages "
+                f"({', '.join(f'{c} ({n})' for c, n in by_recipe.items())})"
+            )
+        meta = {**meta, "stage": by_recipe[meta["recipe"]], "step_from": "0", "chunk_images": meta["run_images"],
+                "chunk_minutes": str(float(meta["run_seconds"]) / 60.0)}
     if "stage" not in meta or "step" not in meta:
-        raise InvalidArgumentError(f"{str(export)!r} has no release metadata (stage, step): was it written by `compressai-rdc release`?")
+        raise InvalidArgumentError(f"{str(export)!r} has no release metadata (stage, step): was it written by "
+                                   "`compressai-rdc release` or `compressai-rdc train --export`?")
     stage_i = plan.index(meta["stage"])
     data_root = Path(data) if data else find_data_dir()
     if data_root is None:

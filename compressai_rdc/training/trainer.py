@@ -615,14 +615,19 @@ class Trainer:
     def export(self, path: Union[str, os.PathLike], metadata: Optional[Mapping[str, str]] = None):
         """Write the model's fp16 safetensors weights (entropy coders updated) via
         :func:`compressai_rdc.zoo.save_weights`; rank 0 only. The file's metadata
-        holds the recipe and step (and ``metadata``)."""
+        holds the recipe, the step, the images this run has seen (steps 0 → step,
+        all processes), its training seconds and device type (and ``metadata``):
+        what ``compressai-rdc release --adopt`` records of a plain training run."""
         from compressai_rdc.zoo import save_weights
 
         if not self.is_main:
             return None, None
         model = copy.deepcopy(self.model).float().to(memory_format=torch.contiguous_format).eval()
         model.update(force=True)
-        meta = {"recipe": str(self.config["name"]), "step": str(self.step), **{k: str(v) for k, v in (metadata or {}).items()}}
+        meta = {"recipe": str(self.config["name"]), "step": str(self.step),
+                "run_images": str(images_between(self.phases, 0, self.step, self.dist.world_size)),
+                "run_seconds": f"{self.elapsed:.1f}", "device": self.device.type,
+                **{k: str(v) for k, v in (metadata or {}).items()}}
         return save_weights(model, path, metadata=meta)
 
     def validate(self) -> List[Dict[str, Any]]:
