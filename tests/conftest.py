@@ -37,6 +37,18 @@ def imagenet_dev_dir() -> Path:
     return _data("imagenet-dev")
 
 
+def load_repo_script(relpath: str):
+    """Import a script of the repository that is not a package module (``benchmarks/x.py``,
+    ``scripts/y.py``) under its file name, for tests of its functions."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def train_dir() -> Path:
     return _data("train")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,15 +9,12 @@ import torch.nn.functional as F
 from compressai_rdc import codec
 from compressai_rdc.models import RDCVersatile
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "downscale_cognition.py"
+from conftest import load_repo_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("downscale_cognition", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_script("benchmarks/downscale_cognition.py")
 
 
 class _Recorder:

@@ -197,12 +197,9 @@ def test_fuzzer_tool_runs_and_reports(tmp_path):
 
 
 def _fuzzer_module():
-    import importlib.util
+    from conftest import load_repo_script
 
-    spec = importlib.util.spec_from_file_location("fuzz_decoder", os.path.join(os.path.dirname(__file__), "..", "scripts", "fuzz_decoder.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_script("scripts/fuzz_decoder.py")
 
 
 def test_fuzzer_reports_the_cases_done_before_it_is_stopped(tmp_path, monkeypatch):

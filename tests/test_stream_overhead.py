@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from compressai_rdc import codec
 from compressai_rdc.models import RDCVersatile
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "stream_overhead.py"
+from conftest import load_repo_script
 
 
 @pytest.fixture(scope="module")
 def overhead():
-    spec = importlib.util.spec_from_file_location("stream_overhead", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.overhead
+    return load_repo_script("benchmarks/stream_overhead.py").overhead
 
 
 @pytest.fixture(scope="module")
