@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import math
 import weakref
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
@@ -121,8 +122,7 @@ def _check_accepted(fn, controls: Dict[str, Any], what: str, model: nn.Module) -
 def _check_stored_keys(header: StreamHeader, model: nn.Module) -> None:
     h = hooks(model)
     stored = set(header.controls)
-    keys = list(header.controls)
-    marked = set(keys[len(keys) - header.refinement_controls:]) if header.refinement_controls else set()
+    marked = set(header.refinement_keys)
     if header.version >= 4:  # refinement-only controls are stored (last, marked) exactly when refinement layers are
         scoped = set(h.refinement_controls) & (set(h.stream_controls()) if h.declares_stream_controls else stored)
         want = scoped if header.num_layers else set()
@@ -471,12 +471,9 @@ def truncate(data: bytes, layers: int) -> bytes:
         raise InvalidArgumentError(f"layers=None is invalid: give the number of refinement layers to keep (0..{header.num_layers})")
     _check_layers(header, layers)
     keep = [i for i, t in enumerate(header.layers) if t <= layers]
-    fields = {**header.__dict__, "layers": tuple(header.layers[i] for i in keep)}
     if layers == 0:
-        ctl = list(header.controls.items())
-        fields.update(controls=dict(ctl[: len(ctl) - header.refinement_controls]), refinement_controls=0,
-                      checks=header.checks[: len(header.checks) - header.refinement_checks], refinement_checks=0)
-    return pack(StreamHeader(**fields), [strings[i] for i in keep])
+        header = header.base_fields()
+    return pack(replace(header, layers=tuple(header.layers[i] for i in keep)), [strings[i] for i in keep])
 
 
 def bits_per_pixel(data: bytes, header: Optional[StreamHeader] = None) -> float:

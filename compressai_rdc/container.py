@@ -230,6 +230,19 @@ class StreamHeader:
         return max(self.layers, default=0)
 
     @property
+    def refinement_keys(self) -> Tuple[str, ...]:
+        """Format 4: the controls marked as only the refinement layers' (the last ``refinement_controls``)."""
+        keys = tuple(self.controls)
+        return keys[len(keys) - self.refinement_controls:] if self.refinement_controls else ()
+
+    def base_fields(self) -> "StreamHeader":
+        """This header without the controls and checks marked as the refinement layers'
+        (what a stream cut to its base layer keeps; unchanged in formats 1-3)."""
+        kept = list(self.controls.items())[: len(self.controls) - self.refinement_controls]
+        return replace(self, controls=dict(kept), refinement_controls=0,
+                       checks=self.checks[: len(self.checks) - self.refinement_checks], refinement_checks=0)
+
+    @property
     def payload_size(self) -> int:
         return sum(sum(group) for group in self.lengths)
 

@@ -455,7 +455,10 @@ def test_format4_count_bytes_carry_the_marks():
                      refinement_controls=1, refinement_checks=1)
     blob = pack(h, [[b"x"], [b"y"]])
     got = read_header(blob)
-    assert (got.refinement_controls, got.refinement_checks) == (1, 1)
+    assert (got.refinement_controls, got.refinement_checks) == (1, 1) and got.refinement_keys == ("b",)
+    base = got.base_fields()
+    assert base.controls == {"a": 0.0} and base.checks == (EntropyCheck(1, (2,)),)
+    assert (base.refinement_controls, base.refinement_checks, base.refinement_keys) == (0, 0, ())
     v3 = pack(replace(h, version=3), [[b"x"], [b"y"]])
     assert len(v3) == len(blob)  # the marks live in spare bits of the two count bytes
     ctl_at = 4 + 1 + 2 + 4 + 3 + 1 + 2  # magic, version, name, hash, B/H/W, padding mask, shape
