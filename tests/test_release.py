@@ -433,16 +433,20 @@ def test_ship_weights_replaces_file_and_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(release, "weights_dir", lambda plan=None: tmp_path)
     monkeypatch.setattr(release, "manifest_path", lambda plan=None: tmp_path / "release.json")
     (tmp_path / "rdc-versatile-old.safetensors").write_bytes(b"old")
+    from safetensors.torch import save_file
+
     export = tmp_path / "export.safetensors"
-    export.write_bytes(b"new weights")
+    save_file({"a": torch.ones(2)}, str(export))  # no lineage metadata (an older trainer's export)
+    new_bytes = export.read_bytes()
     manifest = {"rdc-versatile": {"file": "rdc-versatile-old.safetensors", "stage": "stage0", "images": 100}}
     plan = PLANS["rdc-versatile"]
     report = release.ChunkReport("x", "stage0", 0, 10, 80, 1.0, export, eval={"kodak_psnr_beta1": 27.0, "curves": {}},
                                  eval_command="compressai-rdc eval --dataset m=/d:model=mobilenetv2_100,weights=/c/mnv2.safetensors "
                                               "--model rdc-versatile:weights=/tmp/a.safetensors,rate=0 --model rdc-versatile:name=b,weights=/tmp/a.safetensors --threads 2")
     dest = release.ship_weights(plan, plan.stages[0], export, 10, report, manifest)
-    assert dest.read_bytes() == b"new weights" and not (tmp_path / "rdc-versatile-old.safetensors").exists()
+    assert dest.read_bytes() == new_bytes and not (tmp_path / "rdc-versatile-old.safetensors").exists()
     saved = json.loads((tmp_path / "release.json").read_text())["rdc-versatile"]
+    # without lineage in the export: the shipped weights' 100 images plus the chunk's 80
     assert saved["file"] == dest.name and saved["step"] == 10 and saved["images"] == 180 and saved["beta"] == 1.0
     assert saved["eval"] == {"kodak_psnr_beta1": 27.0}
     assert saved["eval_command"] == ("compressai-rdc eval --dataset m=/d:model=mobilenetv2_100,weights=/c/mnv2.safetensors "
@@ -632,6 +636,23 @@ def test_a_row_counts_the_earlier_stage_a_chunk_without_a_row_finished(tmp_path,
     again = release.continue_release("rdc-versatile", 30.0, runs=runs, data=data, eval_minutes=1.0, ledger=ledger,
                                      min_stage_s=0.0)
     assert (again.stage, again.step_from, again.step_to, again.images) == ("second", 5, 5, 0)
+
+
+def test_ship_weights_takes_the_exports_lineage_over_manifest_arithmetic(tmp_path, monkeypatch):
+    """An export that says how many images its weights descend from (``lineage_images``)
+    is recorded with exactly that: a stage restarted from an older export, or stage II
+    adopted after a stage I trained elsewhere, is not added to the shipped count."""
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(release, "weights_dir", lambda plan=None: tmp_path)
+    monkeypatch.setattr(release, "manifest_path", lambda plan=None: tmp_path / "release.json")
+    export = tmp_path / "export.safetensors"
+    save_file({"a": torch.ones(2)}, str(export), metadata={"lineage_images": "420"})
+    manifest = {"rdc-versatile": {"file": "gone.safetensors", "stage": "stage2", "images": 1000}}
+    plan = PLANS["rdc-versatile"]
+    report = release.ChunkReport("x", "stage2", 0, 12, 96, 1.0, export, eval={"curves": {}}, eval_command="compressai-rdc eval")
+    release.ship_weights(plan, plan.stages[2], export, 12, report, manifest)
+    assert json.loads((tmp_path / "release.json").read_text())["rdc-versatile"]["images"] == 420
 
 
 def test_adopt_takes_a_plain_training_export_as_its_recipes_stage(tmp_path, monkeypatch):

@@ -123,6 +123,37 @@ def test_refuses_to_overwrite_and_to_resume_nothing(tiny_data, tmp_path, capsys)
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_exports_count_the_images_of_the_weights_they_descend_from(tiny_data, tmp_path):
+    """``lineage_images``: a run from scratch counts its own images; a run started from an
+    export adds that export's lineage and keeps it across a resume; weights with no known
+    lineage (no metadata, no manifest entry) leave it out instead of counting zero; a
+    shipped file without the metadata is read from the manifest beside it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from compressai_rdc.training.trainer import lineage_images
+
+    def meta(path):
+        with safe_open(str(path), "pt") as f:
+            return f.metadata()
+
+    a, b, c = (tmp_path / f"{n}.safetensors" for n in "abc")
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "ra", tiny_data, 2, "--export", str(a))) == 0
+    assert meta(a)["lineage_images"] == "4" and lineage_images(a) == 4  # 2 steps of batch 2
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "rb", tiny_data, 1, "--init-weights", str(a))) == 0
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "rb", tiny_data, 3, "--resume", "--export", str(b))) == 0
+    assert (meta(b)["run_images"], meta(b)["lineage_images"]) == ("6", "10")
+    # weights from elsewhere: not known
+    bare = tmp_path / "bare.safetensors"
+    save_file(load_file(str(a)), str(bare))
+    assert lineage_images(bare) is None
+    assert main(tiny_args("rdc-versatile-stage1", tmp_path / "rc", tiny_data, 1, "--init-weights", str(bare), "--export", str(c))) == 0
+    assert "lineage_images" not in meta(c) and meta(c)["run_images"] == "2"
+    # a shipped file: its manifest entry
+    (tmp_path / "release.json").write_text(json.dumps({"rdc-versatile": {"file": "bare.safetensors", "images": 496000}}))
+    assert lineage_images(bare) == 496000
+
+
 def test_export_writes_fp16_weights_that_load_and_initialise(tiny_data, tmp_path):
     from safetensors.torch import load_file
 

@@ -873,8 +873,14 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
     dest = home / f"{plan.model}-{stage.name}-{digest[:8]}.safetensors"
     shutil.copyfile(export, dest)
     os.chmod(dest, 0o644)
+    from compressai_rdc.training.trainer import lineage_images
+
     old = manifest.get(plan.model, {}).get("file")
-    images = int(manifest.get(plan.model, {}).get("images", 0)) + report.images if old and manifest[plan.model].get("stage") in {s.name for s in plan.stages} else report.images
+    # the images behind the new weights: the export's own lineage (every run it descends from);
+    # an export without one (older trainers) is counted as the shipped weights' images plus this chunk
+    images = lineage_images(export)
+    if images is None:
+        images = int(manifest.get(plan.model, {}).get("images", 0)) + report.images if old and manifest[plan.model].get("stage") in {s.name for s in plan.stages} else report.images
     manifest[plan.model] = {
         "file": dest.name, "sha256": digest, "stage": stage.name, "recipe": stage.config, "step": step,
         "images": images, "eval": {k: v for k, v in report.eval.items() if k != "curves"},

@@ -191,8 +191,11 @@ class Trainer:
         self.recipe = build_recipe(cfg)
         self.recipe.check_model(self.model)
         init = init_weights or cfg["model"].get("init_weights")
+        # images seen by the weights this run starts from and their ancestors (None: not known)
+        self.lineage_base: Optional[int] = 0
         if init and not resume:
             load_init_weights(self.model, init, cfg["model"].get("init_only"))
+            self.lineage_base = lineage_images(init)
         self.frozen = self._freeze(cfg.get("freeze") or [])
         if self.bf16:
             keep_entropy_models_fp32(self.model)
@@ -563,6 +566,7 @@ class Trainer:
             "format": FORMAT_VERSION,
             "step": self.step,
             "elapsed_s": self.elapsed,
+            "lineage_base": self.lineage_base,
             "config": self.config,
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
@@ -610,6 +614,8 @@ class Trainer:
             raise CheckpointError(f"loss state in {str(path)!r} does not fit the config's loss: {bad[:5]}")
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed_s", 0.0))
+        # checkpoints written before lineage was recorded: not known (the export then omits it)
+        self.lineage_base = state.get("lineage_base")
 
     # -- export and validation ---------------------------------------------------------------
     def export(self, path: Union[str, os.PathLike], metadata: Optional[Mapping[str, str]] = None):
@@ -617,16 +623,19 @@ class Trainer:
         :func:`compressai_rdc.zoo.save_weights`; rank 0 only. The file's metadata
         holds the recipe, the step, the images this run has seen (steps 0 → step,
         all processes), its training seconds and device type (and ``metadata``):
-        what ``compressai-rdc release --adopt`` records of a plain training run."""
+        what ``compressai-rdc release --adopt`` records of a plain training run.
+        ``lineage_images`` adds the images of the weights it started from and their
+        ancestors (:func:`lineage_images`); it is left out where they are not known."""
         from compressai_rdc.zoo import save_weights
 
         if not self.is_main:
             return None, None
         model = copy.deepcopy(self.model).float().to(memory_format=torch.contiguous_format).eval()
         model.update(force=True)
-        meta = {"recipe": str(self.config["name"]), "step": str(self.step),
-                "run_images": str(images_between(self.phases, 0, self.step, self.dist.world_size)),
+        run_images = images_between(self.phases, 0, self.step, self.dist.world_size)
+        meta = {"recipe": str(self.config["name"]), "step": str(self.step), "run_images": str(run_images),
                 "run_seconds": f"{self.elapsed:.1f}", "device": self.device.type,
+                **({"lineage_images": str(self.lineage_base + run_images)} if self.lineage_base is not None else {}),
                 **{k: str(v) for k, v in (metadata or {}).items()}}
         return save_weights(model, path, metadata=meta)
 
@@ -704,6 +713,32 @@ def images_between(phases: Sequence[Tuple[int, int, int]], start: int, stop: int
     """Training images of steps ``start … stop − 1`` of a :func:`data_phases` schedule
     (each step one batch per process)."""
     return sum(phase_at(phases, s)[1] for s in range(start, stop)) * world_size
+
+
+def lineage_images(path: Union[str, Path]) -> Optional[int]:
+    """Training images behind the weights file ``path``: those of the run that wrote
+    it and of every run its weights descend from (``--init-weights`` chains).
+
+    Read from the file's ``lineage_images`` metadata (written by
+    :meth:`Trainer.export`); for a shipped file without it, from the ``images`` of
+    its entry in the ``release.json`` manifest beside it. ``None`` where neither
+    says (weights from elsewhere, or exports older than the metadata): not known,
+    rather than counted as zero."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return None
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if "lineage_images" in meta:
+        return int(meta["lineage_images"])
+    manifest = path.parent / "release.json"
+    if manifest.is_file():
+        for entry in json.loads(manifest.read_text()).values():
+            if isinstance(entry, dict) and entry.get("file") == path.name and "images" in entry:
+                return int(entry["images"])
+    return None
 
 
 def load_init_weights(model: nn.Module, path: Union[str, Path], only: Optional[Sequence[str]] = None) -> nn.Module:
@@ -822,4 +857,4 @@ class _CsvLog:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-__all__ = ["CheckpointError", "Trainer", "cpu_supports_bf16", "data_phases", "images_between", "phase_at", "keep_entropy_models_fp32", "split_parameters"]
+__all__ = ["CheckpointError", "Trainer", "cpu_supports_bf16", "data_phases", "images_between", "phase_at", "keep_entropy_models_fp32", "lineage_images", "split_parameters"]
