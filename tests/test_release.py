@@ -82,6 +82,25 @@ def test_start_step_continues_the_lr_schedule(tiny_data, tmp_path):
         Trainer(cfg, tmp_path / "b", device="cpu", start_step=11, progress=False)
 
 
+def test_start_step_counts_an_exports_lineage_once(tiny_data, tmp_path):
+    """A stage continued from its own export at step N (no checkpoint) already holds steps
+    0 → N in that export's lineage: the next export adds only the steps after N."""
+    from safetensors import safe_open
+
+    cfg = load_config("rdc-versatile-stage0", TINY + [f"data.train={tiny_data}", "optim.steps=4", "data.crop=32",
+                                                      "data.batch_size=2", "speed.bf16=false"])
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    first = Trainer(cfg, tmp_path / "r1", device="cpu", progress=False)
+    first.fit(max_steps=2)
+    first.export(a)
+    second = Trainer(cfg, tmp_path / "r2", device="cpu", init_weights=str(a), start_step=2, progress=False)
+    second.fit(max_steps=4)
+    second.export(b)
+    with safe_open(str(b), "pt") as f:
+        meta = f.metadata()
+    assert (meta["run_images"], meta["lineage_images"]) == ("8", "8")  # 2 × 2 before the export, 2 × 2 after
+
+
 def test_cpu_bf16_probe_agrees_with_the_cpu_flags():
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     has = " avx512_bf16" in flags or " amx_bf16" in flags

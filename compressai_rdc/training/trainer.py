@@ -252,6 +252,8 @@ class Trainer:
             self._load_checkpoint(ckpt_path)
         elif start_step:
             self._fast_forward(int(start_step))
+            if self.lineage_base is not None:  # the export counts steps 0 → step; the start's lineage holds 0 → start_step
+                self.lineage_base -= images_between(self.phases, 0, int(start_step), self.dist.world_size)
         if self.is_main:
             self._write_config()
 
