@@ -865,6 +865,7 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
                  manifest: Dict[str, Any]) -> Path:
     """Copy ``export`` into the package as ``<model>-<stage>-<sha8>.safetensors``,
     record it in the manifest and remove the file it replaces."""
+    from compressai_rdc.training.trainer import lineage_images
     from compressai_rdc.zoo._pretrained import sha256_file
 
     digest = sha256_file(export)
@@ -873,8 +874,6 @@ def ship_weights(plan: ReleasePlan, stage: Stage, export: Path, step: int, repor
     dest = home / f"{plan.model}-{stage.name}-{digest[:8]}.safetensors"
     shutil.copyfile(export, dest)
     os.chmod(dest, 0o644)
-    from compressai_rdc.training.trainer import lineage_images
-
     old = manifest.get(plan.model, {}).get("file")
     # the images behind the new weights: the export's own lineage (every run it descends from);
     # an export without one (older trainers) is counted as the shipped weights' images plus this chunk

@@ -728,6 +728,8 @@ def lineage_images(path: Union[str, Path]) -> Optional[int]:
     rather than counted as zero."""
     from safetensors import safe_open
 
+    from compressai_rdc.training.release import read_manifest
+
     path = Path(path)
     if path.suffix != ".safetensors":
         return None
@@ -735,11 +737,9 @@ def lineage_images(path: Union[str, Path]) -> Optional[int]:
         meta = f.metadata() or {}
     if "lineage_images" in meta:
         return int(meta["lineage_images"])
-    manifest = path.parent / "release.json"
-    if manifest.is_file():
-        for entry in json.loads(manifest.read_text()).values():
-            if isinstance(entry, dict) and entry.get("file") == path.name and "images" in entry:
-                return int(entry["images"])
+    for entry in read_manifest(path.parent / "release.json").values():
+        if isinstance(entry, dict) and entry.get("file") == path.name and "images" in entry:
+            return int(entry["images"])
     return None
 
 
